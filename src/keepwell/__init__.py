@@ -1,0 +1,79 @@
+"""keepwell keeps machine-learning models healthy in production.
+
+>>> import keepwell as kw
+>>> ws = kw.connect()                      # .keepwell/ in the current folder, or keepwell.yaml
+>>> ws.register("employment", model, X, y, alias="champion")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from keepwell.audit import AuditEvent, AuditLog, VerifyResult
+from keepwell.config import Settings, load_settings
+from keepwell.errors import (
+    AliasConflictError,
+    AliasNotFoundError,
+    AlreadyExistsError,
+    ArtifactError,
+    ArtifactIntegrityError,
+    ArtifactNotFoundError,
+    ArtifactPathError,
+    AuditChainError,
+    ConfigurationError,
+    ConflictError,
+    InvalidNameError,
+    InvalidStateError,
+    KeepwellError,
+    ModelNotFoundError,
+    NotFoundError,
+    SchemaError,
+    UnsafeArtifactError,
+    ValidationError,
+    VersionNotFoundError,
+)
+from keepwell.registry import (
+    AliasMove,
+    ModelInfo,
+    ModelVersion,
+    ReferenceProfile,
+    Registry,
+    Signature,
+)
+from keepwell.workspace import Workspace, connect
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "AliasConflictError",
+    "AliasMove",
+    "AliasNotFoundError",
+    "AlreadyExistsError",
+    "ArtifactError",
+    "ArtifactIntegrityError",
+    "ArtifactNotFoundError",
+    "ArtifactPathError",
+    "AuditChainError",
+    "AuditEvent",
+    "AuditLog",
+    "ConfigurationError",
+    "ConflictError",
+    "InvalidNameError",
+    "InvalidStateError",
+    "KeepwellError",
+    "ModelInfo",
+    "ModelNotFoundError",
+    "ModelVersion",
+    "NotFoundError",
+    "ReferenceProfile",
+    "Registry",
+    "SchemaError",
+    "Settings",
+    "Signature",
+    "UnsafeArtifactError",
+    "ValidationError",
+    "VerifyResult",
+    "VersionNotFoundError",
+    "Workspace",
+    "__version__",
+    "connect",
+    "load_settings",
+]

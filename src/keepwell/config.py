@@ -1,0 +1,262 @@
+"""Settings: ``keepwell.yaml`` plus a closed, documented set of ``KEEPWELL_*`` variables.
+
+Settings are read once, at the edge (the CLI, :func:`keepwell.connect`, the app factory), and
+passed down as a frozen :class:`Settings` object; nothing below reads the environment.
+
+Precedence, highest first: a ``KEEPWELL_*`` variable, then ``keepwell.yaml``, then the default.
+With no configuration at all, the workspace folder ``.keepwell/`` in the current directory holds
+a SQLite database, the artifact store and the logbook.
+
+Environment variables (any other ``KEEPWELL_*`` name is an error, so a typo cannot be ignored):
+
+=========================  =====================================================
+``KEEPWELL_CONFIG``        path of the configuration file (default ``./keepwell.yaml``)
+``KEEPWELL_WORKSPACE``     workspace folder (default ``.keepwell``)
+``KEEPWELL_DATABASE_URL``  SQLAlchemy URL of the metadata database
+``KEEPWELL_ARTIFACT_ROOT`` folder of the artifact store
+``KEEPWELL_LOG_ROOT``      folder of the logbook (predictions and feedback)
+``KEEPWELL_ACTOR``         who is acting, recorded in the audit log (default: the OS user)
+=========================  =====================================================
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from keepwell.errors import ConfigurationError
+
+__all__ = [
+    "CONFIG_FILENAME",
+    "DEFAULT_TRUSTED_TYPES",
+    "ENVIRONMENT_VARIABLES",
+    "RegistrySettings",
+    "Settings",
+    "config_template",
+    "load_settings",
+]
+
+CONFIG_FILENAME = "keepwell.yaml"
+
+ENVIRONMENT_VARIABLES: Mapping[str, str] = {
+    "KEEPWELL_CONFIG": "path of the configuration file (default ./keepwell.yaml)",
+    "KEEPWELL_WORKSPACE": "workspace folder (default .keepwell)",
+    "KEEPWELL_DATABASE_URL": "SQLAlchemy URL of the metadata database",
+    "KEEPWELL_ARTIFACT_ROOT": "folder of the artifact store",
+    "KEEPWELL_LOG_ROOT": "folder of the logbook",
+    "KEEPWELL_ACTOR": "who is acting, recorded in the audit log",
+}
+
+# Types skops may rebuild beyond its own defaults (most of scikit-learn, numpy, scipy): the
+# tree predictor of scikit-learn's histogram gradient boosting, and the scikit-learn wrappers
+# of LightGBM and XGBoost. skops rebuilds them from their attributes, never through pickle.
+DEFAULT_TRUSTED_TYPES: tuple[str, ...] = (
+    "collections.OrderedDict",
+    "lightgbm.basic.Booster",
+    "lightgbm.sklearn.LGBMClassifier",
+    "lightgbm.sklearn.LGBMRegressor",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "xgboost.core.Booster",
+    "xgboost.sklearn.XGBClassifier",
+    "xgboost.sklearn.XGBRegressor",
+)
+
+
+class RegistrySettings(BaseModel):
+    """How the registry stores and loads models."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    trusted_types: tuple[str, ...] = Field(
+        default=DEFAULT_TRUSTED_TYPES,
+        description="Fully qualified type names skops may load beyond its defaults.",
+    )
+    profile_bins: int = Field(default=10, ge=2, le=1000)
+    profile_quantiles: int = Field(default=101, ge=3, le=10001)
+    profile_max_categories: int = Field(default=1000, ge=1)
+
+    @field_validator("trusted_types", mode="before")
+    @classmethod
+    def _list_to_tuple(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+
+class Settings(BaseModel):
+    """Every setting keepwell reads, resolved to absolute paths."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workspace: Path
+    database_url: str
+    artifact_root: Path
+    log_root: Path
+    actor: str
+    registry: RegistrySettings = RegistrySettings()
+    config_file: Path | None = None
+
+    @classmethod
+    def for_workspace(cls, workspace: str | os.PathLike[str], **overrides: Any) -> Settings:
+        """Settings for a self-contained workspace folder (SQLite, local files)."""
+        root = Path(workspace).resolve()
+        values: dict[str, Any] = {
+            "workspace": root,
+            "database_url": f"sqlite:///{root / 'keepwell.db'}",
+            "artifact_root": root / "artifacts",
+            "log_root": root / "logbook",
+            "actor": _default_actor(),
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> Settings:
+    """Read ``keepwell.yaml`` (if any) and the ``KEEPWELL_*`` variables.
+
+    Raises
+    ------
+    ConfigurationError
+        For an unknown ``KEEPWELL_*`` variable, an unreadable or invalid file, or a bad value;
+        the message names the setting and the fix.
+    """
+    env = dict(os.environ if environ is None else environ)
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    unknown = sorted(k for k in env if k.startswith("KEEPWELL_") and k not in ENVIRONMENT_VARIABLES)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown environment variable {unknown[0]}; keepwell reads only "
+            f"{', '.join(sorted(ENVIRONMENT_VARIABLES))}. Unset it or fix its spelling."
+        )
+
+    path = _config_path(config_file, env, base)
+    raw = _read_yaml(path) if path is not None else {}
+    file_dir = path.parent if path is not None else base
+
+    def setting(key: str, env_name: str) -> Any:
+        if env.get(env_name):
+            return env[env_name]
+        return raw.get(key)
+
+    def as_path(value: Any, relative_to: Path) -> Path:
+        p = Path(str(value)).expanduser()
+        return (p if p.is_absolute() else relative_to / p).resolve()
+
+    def path_setting(key: str, env_name: str) -> Path | None:
+        if env.get(env_name):
+            return as_path(env[env_name], base)
+        return as_path(raw[key], file_dir) if raw.get(key) is not None else None
+
+    workspace = path_setting("workspace", "KEEPWELL_WORKSPACE") or (file_dir / ".keepwell")
+    database_url = setting("database_url", "KEEPWELL_DATABASE_URL")
+    values: dict[str, Any] = {
+        "workspace": workspace,
+        "database_url": database_url or f"sqlite:///{workspace / 'keepwell.db'}",
+        "artifact_root": path_setting("artifact_root", "KEEPWELL_ARTIFACT_ROOT")
+        or workspace / "artifacts",
+        "log_root": path_setting("log_root", "KEEPWELL_LOG_ROOT") or workspace / "logbook",
+        "actor": setting("actor", "KEEPWELL_ACTOR") or _default_actor(),
+        "config_file": path,
+    }
+    if "registry" in raw:
+        values["registry"] = raw["registry"]
+    try:
+        return Settings(**values)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        source = path.name if path is not None else "the environment"
+        raise ConfigurationError(
+            f"setting {where!r} in {source}: {first['msg']}. "
+            f"See the comments written by `keepwell init` for valid values."
+        ) from None
+
+
+def _config_path(
+    explicit: str | os.PathLike[str] | None, env: Mapping[str, str], base: Path
+) -> Path | None:
+    if explicit is not None or env.get("KEEPWELL_CONFIG"):
+        path = Path(explicit if explicit is not None else env["KEEPWELL_CONFIG"]).expanduser()
+        path = path if path.is_absolute() else base / path
+        if not path.is_file():
+            raise ConfigurationError(
+                f"configuration file {path.name!r} does not exist; create it with `keepwell init`."
+            )
+        return path.resolve()
+    default = base / CONFIG_FILENAME
+    return default.resolve() if default.is_file() else None
+
+
+_TOP_LEVEL_KEYS = frozenset({"workspace", "database_url", "artifact_root", "log_root", "actor",
+                             "registry"})
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{path.name} is not valid YAML ({exc}); fix the file.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path.name} must be a mapping of settings at the top level.")
+    unknown = sorted(set(data) - _TOP_LEVEL_KEYS)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown setting {unknown[0]!r} in {path.name}; valid settings are "
+            f"{', '.join(sorted(_TOP_LEVEL_KEYS))}."
+        )
+    return data
+
+
+def _default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def config_template() -> str:
+    """The commented ``keepwell.yaml`` that ``keepwell init`` writes."""
+    trusted = "\n".join(f"    - {name}" for name in DEFAULT_TRUSTED_TYPES)
+    return f"""\
+# keepwell configuration. Every setting is optional; a KEEPWELL_* environment variable of the
+# same name (upper case) wins over this file. Relative paths are relative to this file.
+
+# Folder holding the default SQLite database, artifact store and logbook.
+workspace: .keepwell
+
+# Metadata database (SQLAlchemy URL). Default: SQLite inside the workspace.
+# PostgreSQL: postgresql+psycopg://user@host:5432/dbname  (pip install 'keepwell[postgresql]')
+# database_url: sqlite:///.keepwell/keepwell.db
+
+# Artifact store: model files, reference profiles, reports. Default: <workspace>/artifacts
+# artifact_root: .keepwell/artifacts
+
+# Logbook of predictions and feedback. Default: <workspace>/logbook
+# log_root: .keepwell/logbook
+
+# Who is acting, as recorded in the audit log. Default: the operating-system user.
+# actor: alice
+
+registry:
+  # Types that skops may rebuild when loading a model, beyond skops' own safe defaults
+  # (scikit-learn, numpy, scipy). Never copy this list from a model file: a file that asks
+  # for a type is exactly what must not decide whether it is trusted.
+  trusted_types:
+{trusted}
+  # Reference profile of the training data stored with every version.
+  profile_bins: 10          # quantile bins per numeric feature (PSI and histograms)
+  profile_quantiles: 101    # points of the stored quantile function (KS, Wasserstein)
+  profile_max_categories: 1000
+"""

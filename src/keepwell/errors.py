@@ -1,0 +1,174 @@
+"""keepwell's one error tree.
+
+Every error keepwell raises on purpose is a :class:`KeepwellError`. Each class has a stable
+``code`` (used as the RFC 9457 problem ``type`` by the REST layer), an HTTP ``status``, inherits
+the nearest built-in exception too, and its message says what went wrong *and what to do*::
+
+    KeepwellError
+    ├── ConfigurationError (ValueError)           invalid-configuration       400
+    ├── InvalidNameError (ValueError)             invalid-name                422
+    ├── ValidationError (ValueError)              validation-failed           422
+    ├── NotFoundError (LookupError)               not-found                   404
+    │   ├── ModelNotFoundError                    model-not-found             404
+    │   ├── VersionNotFoundError                  version-not-found           404
+    │   └── AliasNotFoundError                    alias-not-found             404
+    ├── ConflictError                             conflict                    409
+    │   ├── AlreadyExistsError                    already-exists              409
+    │   └── AliasConflictError                    alias-precondition-failed   412
+    ├── InvalidStateError                         invalid-state               409
+    ├── UnsafeArtifactError                       unsafe-artifact             422
+    ├── ArtifactError (OSError)                   artifact-error              500
+    │   ├── ArtifactNotFoundError (FileNotFoundError) artifact-not-found      404
+    │   ├── ArtifactPathError (ValueError)        invalid-artifact-path       422
+    │   └── ArtifactIntegrityError                artifact-integrity          500
+    ├── SchemaError (RuntimeError)                schema-out-of-date          503
+    └── AuditChainError (RuntimeError)            audit-chain-broken          500
+
+Messages never contain tracebacks, secrets or absolute paths of the server's file system, so
+the REST layer may show them as they are.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "AlreadyExistsError",
+    "AliasConflictError",
+    "AliasNotFoundError",
+    "ArtifactError",
+    "ArtifactIntegrityError",
+    "ArtifactNotFoundError",
+    "ArtifactPathError",
+    "AuditChainError",
+    "ConfigurationError",
+    "ConflictError",
+    "InvalidNameError",
+    "InvalidStateError",
+    "KeepwellError",
+    "ModelNotFoundError",
+    "NotFoundError",
+    "SchemaError",
+    "UnsafeArtifactError",
+    "ValidationError",
+    "VersionNotFoundError",
+]
+
+
+class KeepwellError(Exception):
+    """Root of every error keepwell raises on purpose."""
+
+    code: ClassVar[str] = "keepwell-error"
+    status: ClassVar[int] = 500
+
+
+class ConfigurationError(KeepwellError, ValueError):
+    """A setting in ``keepwell.yaml`` or a ``KEEPWELL_*`` variable is invalid."""
+
+    code = "invalid-configuration"
+    status = 400
+
+
+class InvalidNameError(KeepwellError, ValueError):
+    """A model, alias or feature name does not match the allowed pattern."""
+
+    code = "invalid-name"
+    status = 422
+
+
+class ValidationError(KeepwellError, ValueError):
+    """An argument or a data frame does not have the shape keepwell needs."""
+
+    code = "validation-failed"
+    status = 422
+
+
+class NotFoundError(KeepwellError, LookupError):
+    """Something asked for by name does not exist."""
+
+    code = "not-found"
+    status = 404
+
+
+class ModelNotFoundError(NotFoundError):
+    code = "model-not-found"
+
+
+class VersionNotFoundError(NotFoundError):
+    code = "version-not-found"
+
+
+class AliasNotFoundError(NotFoundError):
+    code = "alias-not-found"
+
+
+class ConflictError(KeepwellError):
+    """The change conflicts with the current state."""
+
+    code = "conflict"
+    status = 409
+
+
+class AlreadyExistsError(ConflictError):
+    code = "already-exists"
+
+
+class AliasConflictError(ConflictError):
+    """An alias no longer points where the caller expected (a failed ``If-Match``)."""
+
+    code = "alias-precondition-failed"
+    status = 412
+
+
+class InvalidStateError(KeepwellError):
+    """The operation is not allowed in the object's current state."""
+
+    code = "invalid-state"
+    status = 409
+
+
+class UnsafeArtifactError(KeepwellError):
+    """A model file would execute code, or holds types nobody trusted, so it is refused."""
+
+    code = "unsafe-artifact"
+    status = 422
+
+
+class ArtifactError(KeepwellError, OSError):
+    """The artifact store could not do what was asked."""
+
+    code = "artifact-error"
+    status = 500
+
+
+class ArtifactNotFoundError(ArtifactError, FileNotFoundError):
+    code = "artifact-not-found"
+    status = 404
+
+
+class ArtifactPathError(ArtifactError, ValueError):
+    """An artifact name would leave the store, or is not a name the store accepts."""
+
+    code = "invalid-artifact-path"
+    status = 422
+
+
+class ArtifactIntegrityError(ArtifactError):
+    """A stored artifact's bytes no longer hash to the digest it was stored under."""
+
+    code = "artifact-integrity"
+    status = 500
+
+
+class SchemaError(KeepwellError, RuntimeError):
+    """The metadata database's schema is not the one this keepwell expects."""
+
+    code = "schema-out-of-date"
+    status = 503
+
+
+class AuditChainError(KeepwellError, RuntimeError):
+    """The audit log's hash chain is broken."""
+
+    code = "audit-chain-broken"
+    status = 500
