@@ -13,6 +13,7 @@ where any of this fails. Events are ordered by their sequence number, never by w
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -82,13 +83,18 @@ def record_event(
     after: Mapping[str, Any] | None,
     reason: str = "",
     request_id: str | None = None,
+    at: datetime | None = None,
 ) -> AuditEvent:
-    """Append one event inside the caller's write transaction (see :meth:`Database.write`)."""
+    """Append one event inside the caller's write transaction (see :meth:`Database.write`).
+
+    ``at`` defaults to now. It is informative only: the order of events is their sequence
+    number, so a wall clock stepping backwards cannot reorder them.
+    """
     head = conn.execute(select(audit_head.c.seq, audit_head.c.hash)
                         .where(audit_head.c.id == 1)).one()
     seq = head.seq + 1
     # Microsecond precision is what both databases keep, so the hash survives a round trip.
-    at = datetime.now(UTC)
+    at = at.astimezone(UTC) if at is not None else datetime.now(UTC)
     before_value = dict(before) if before is not None else None
     after_value = dict(after) if after is not None else None
     digest = _event_hash(seq, at, actor, action, target, before_value, after_value, reason,
@@ -129,42 +135,53 @@ class AuditLog:
         with self.db.read() as conn:
             return [AuditEvent(**row._mapping) for row in conn.execute(query)]
 
-    def _iter_all(self, conn: Connection) -> Iterator[AuditEvent]:
+    @staticmethod
+    @contextlib.contextmanager
+    def _all_events(conn: Connection) -> Iterator[Iterator[AuditEvent]]:
+        """Every event in order, streamed in batches (the log may be long)."""
         result = conn.execution_options(yield_per=1000).execute(
             select(audit_events).order_by(audit_events.c.seq))
-        for row in result:
-            yield AuditEvent(**row._mapping)
+        try:
+            yield (AuditEvent(**row._mapping) for row in result)
+        finally:
+            result.close()
 
     def verify(self) -> VerifyResult:
         """Walk the chain and name the first event that does not hold."""
-        checked = 0
-        prev_hash = GENESIS_HASH
-        expected = 1
         with self.db.read() as conn:
             head = conn.execute(select(audit_head.c.seq, audit_head.c.hash)
-                                .where(audit_head.c.id == 1)).one_or_none()
-            for event in self._iter_all(conn):
-                if event.seq != expected:
-                    return VerifyResult(False, checked, expected,
-                                        f"event {expected} is missing (next found: {event.seq})")
-                if event.prev_hash != prev_hash:
-                    return VerifyResult(False, checked, event.seq,
-                                        f"event {event.seq} does not link to event {event.seq - 1}")
-                actual = _event_hash(event.seq, event.at, event.actor, event.action,
-                                     event.target, event.before, event.after, event.reason,
-                                     event.request_id, event.prev_hash)
-                if actual != event.hash:
-                    return VerifyResult(False, checked, event.seq,
-                                        f"event {event.seq} was altered: its content does not "
-                                        "match its hash")
-                checked += 1
-                prev_hash = event.hash
-                expected += 1
+                                .where(audit_head.c.id == 1)).tuples().one_or_none()
+            with self._all_events(conn) as stream:
+                return self._check_chain(stream, head)
+
+    @staticmethod
+    def _check_chain(events: Iterator[AuditEvent], head: tuple[int, str] | None) -> VerifyResult:
+        checked = 0
+        prev_hash = GENESIS_HASH
+        for event in events:
+            expected = checked + 1
+            if event.seq != expected:
+                return VerifyResult(False, checked, expected,
+                                    f"event {expected} is missing (next found: {event.seq})")
+            if event.prev_hash != prev_hash:
+                return VerifyResult(False, checked, event.seq,
+                                    f"event {event.seq} does not link to event {event.seq - 1}")
+            actual = _event_hash(event.seq, event.at, event.actor, event.action, event.target,
+                                 event.before, event.after, event.reason, event.request_id,
+                                 event.prev_hash)
+            if actual != event.hash:
+                return VerifyResult(False, checked, event.seq,
+                                    f"event {event.seq} was altered: its content does not "
+                                    "match its hash")
+            checked += 1
+            prev_hash = event.hash
         if head is None:
-            return VerifyResult(False, checked, expected, "the audit head row is missing")
-        if head.seq != checked or head.hash != prev_hash:
+            return VerifyResult(False, checked, checked + 1, "the audit head row is missing")
+        head_seq, head_hash = head
+        if head_seq > checked:
             return VerifyResult(False, checked, checked + 1,
-                                f"events {checked + 1} to {head.seq} were deleted from the end"
-                                if head.seq > checked else "the audit head does not match the "
-                                "newest event")
+                                f"events {checked + 1} to {head_seq} were deleted from the end")
+        if head_seq != checked or head_hash != prev_hash:
+            return VerifyResult(False, checked, checked,
+                                "the audit head does not match the newest event")
         return VerifyResult(True, checked)

@@ -33,9 +33,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
-    "AlreadyExistsError",
     "AliasConflictError",
     "AliasNotFoundError",
+    "AlreadyExistsError",
     "ArtifactError",
     "ArtifactIntegrityError",
     "ArtifactNotFoundError",

@@ -69,8 +69,5 @@ def connect(
     ...     ws.registry.list_models()
     []
     """
-    if path is not None:
-        settings = Settings.for_workspace(path)
-    else:
-        settings = load_settings(config)
+    settings = Settings.for_workspace(path) if path is not None else load_settings(config)
     return Workspace(settings, actor=actor)

@@ -3,6 +3,7 @@ versions of the libraries the model was built with."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import platform
 from importlib import metadata
@@ -49,8 +50,6 @@ def library_versions(module_names: set[str] | None = None) -> dict[str, str]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             if name == "xgboost":
-                try:
+                with contextlib.suppress(metadata.PackageNotFoundError):
                     versions[name] = metadata.version("xgboost-cpu")
-                except metadata.PackageNotFoundError:
-                    pass
     return versions

@@ -140,7 +140,8 @@ ColumnProfile = NumericProfile | CategoricalProfile
 
 
 def _column_from_dict(data: Mapping[str, Any]) -> ColumnProfile:
-    fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k != "kind"}
+    fields: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v)
+                              for k, v in data.items() if k != "kind"}
     if data["kind"] == "numeric":
         return NumericProfile(**fields)
     if data["kind"] == "categorical":

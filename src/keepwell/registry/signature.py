@@ -50,7 +50,7 @@ def column_dtype(series: pd.Series) -> DType:
         return "float"
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return "datetime"
-    if pd.api.types.is_string_dtype(dtype) or dtype == object:
+    if pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
         return "string"
     raise ValidationError(
         f"column {series.name!r} has dtype {dtype}, which keepwell cannot profile; convert it "
@@ -182,6 +182,6 @@ def infer_task(y: pd.Series) -> Task:
         np.all(np.mod(values.to_numpy(dtype=float), 1) == 0))
     if n_unique <= 2:
         return "binary"
-    if discrete and n_unique <= 50 or not pd.api.types.is_numeric_dtype(values.dtype):
+    if (discrete and n_unique <= 50) or not pd.api.types.is_numeric_dtype(values.dtype):
         return "multiclass"
     return "regression"

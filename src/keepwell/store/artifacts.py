@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
+from keepwell._files import make_private_dir
 from keepwell.errors import (
     ArtifactError,
     ArtifactIntegrityError,
@@ -37,7 +38,6 @@ _DIGEST = re.compile(r"[0-9a-f]{64}")
 _COMPONENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 _MAX_NAME = 1024
 _CHUNK = 1 << 20
-_DIR_MODE = 0o700
 
 
 @dataclass(frozen=True)
@@ -110,15 +110,10 @@ class LocalArtifactStore:
         """Copy a file into the store, hashing it while it streams."""
         tmp_path, ref = self._stream_to_temp(path)
         target = self._object_path(ref.sha256)
-        try:
-            if self._intact(target, ref.sha256):
-                return ref
+        if self._intact(target, ref.sha256):
+            os.unlink(tmp_path)
+        else:
             self._publish(tmp_path, target)
-            tmp_path = None
-        finally:
-            if tmp_path is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp_path)
         return ref
 
     def get_bytes(self, sha256: str) -> bytes:
@@ -236,12 +231,9 @@ class LocalArtifactStore:
         except FileNotFoundError:
             return False
 
-    def _ensure_dir(self, path: Path) -> None:
-        path.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
-
     def _temp_file(self) -> tuple[BinaryIO, str]:
         tmp_dir = self._resolve(".tmp")
-        self._ensure_dir(tmp_dir)
+        make_private_dir(tmp_dir)
         fd, tmp_path = tempfile.mkstemp(dir=tmp_dir, prefix="put-")  # created 0600
         return os.fdopen(fd, "wb"), tmp_path
 
@@ -279,8 +271,8 @@ class LocalArtifactStore:
 
     def _publish(self, tmp_path: str, target: Path) -> None:
         """Rename a synced temporary file into place and sync the directory entry."""
-        self._ensure_dir(target.parent)
         try:
+            make_private_dir(target.parent)
             os.replace(tmp_path, target)
             dir_fd = os.open(target.parent, os.O_RDONLY)
             try:
@@ -288,6 +280,8 @@ class LocalArtifactStore:
             finally:
                 os.close(dir_fd)
         except OSError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_path)
             raise ArtifactError(f"could not store an artifact ({exc.strerror}); check the "
                                 "artifact root's free space and permissions.") from None
 

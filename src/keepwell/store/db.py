@@ -9,19 +9,20 @@ whatever the number of processes.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.util import CommandError
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
+from keepwell._files import make_private_dir, touch_private
 from keepwell.errors import ConfigurationError, SchemaError
 from keepwell.store.tables import audit_head
 
@@ -85,7 +86,8 @@ class Database:
         if self.dialect == "sqlite":
             database = url.database
             if database and database != ":memory:":
-                Path(database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                make_private_dir(Path(database).parent)
+                touch_private(database)
             engine = create_engine(url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000})
             _configure_sqlite(engine)
             return engine
@@ -151,7 +153,9 @@ class Database:
             status = self.upgrade()
         if not status.is_current:
             known = ScriptDirectory.from_config(self._alembic_config(None))  # type: ignore[arg-type]
-            if status.current is not None and known.get_revision(status.current) is None:
+            try:
+                known.get_revision(status.current)
+            except CommandError:
                 raise SchemaError(
                     f"the database schema ({status.current}) is newer than this keepwell "
                     "understands; upgrade keepwell."
@@ -182,12 +186,6 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
-
-    database = engine.url.database
-    if database and database != ":memory:" and not os.path.exists(database):
-        # Create the file 0600 before SQLite creates it with the process umask.
-        fd = os.open(database, os.O_CREAT | os.O_WRONLY, 0o600)
-        os.close(fd)
 
 
 def _brief(exc: BaseException) -> str:

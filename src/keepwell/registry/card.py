@@ -1,0 +1,205 @@
+"""The model card of a version, as Markdown or as one self-contained HTML page.
+
+Everything the registry knows about a version (identity, lineage, holdout metrics, parameters,
+signature, reference profile, alias history) is turned into plain display values here, and the
+templates in ``templates/`` lay them out. User text (descriptions, reasons, feature names,
+category values) only ever reaches a template as data, never as template source: HTML is
+autoescaped, and every value printed into the Markdown card passes :func:`escape_markdown`.
+
+Examples
+--------
+>>> escape_markdown("a|b <i>")
+'a\\\\|b &lt;i&gt;'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any, Literal
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from keepwell.errors import ValidationError
+from keepwell.registry.profile import ColumnProfile, NumericProfile, ReferenceProfile
+from keepwell.registry.records import AliasMove, ModelInfo, ModelVersion
+from keepwell.registry.signature import ColumnSpec
+
+__all__ = ["FORMATS", "CardFormat", "escape_markdown", "render_card"]
+
+CardFormat = Literal["markdown", "html"]
+FORMATS: tuple[CardFormat, ...] = ("markdown", "html")
+_TEMPLATES: dict[str, str] = {"markdown": "card.md.j2", "html": "card.html.j2"}
+HISTORY_ROWS = 20
+TOP_CATEGORIES = 8
+SIGNATURE_CATEGORIES = 12
+_MD_SPECIAL = str.maketrans({"\\": "\\\\", "|": "\\|", "`": "\\`", "[": "\\[", "]": "\\]",
+                             "&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": " ", "\n": " "})
+_SPARKS = "▁▂▃▄▅▆▇█"
+_SVG_W, _SVG_H = 180.0, 40.0
+
+
+def escape_markdown(value: object) -> str:
+    """``value`` as text that stays on one line and inside its Markdown table cell."""
+    return str(value).translate(_MD_SPECIAL).replace("\u2028", " ").replace("\u2029", " ")
+
+
+@cache
+def _environment(fmt: CardFormat) -> Environment:
+    loader = PackageLoader("keepwell.registry", "templates")
+    if fmt == "html":
+        return Environment(loader=loader, autoescape=True, undefined=StrictUndefined)
+    # Markdown has no autoescaping, so every printed value is escaped on its way out.
+    return Environment(loader=loader, autoescape=False, undefined=StrictUndefined,
+                       finalize=escape_markdown, trim_blocks=True, lstrip_blocks=True,
+                       keep_trailing_newline=True)
+
+
+def num(x: float | None) -> str:
+    """About four significant digits, without exponent for everyday magnitudes."""
+    if x is None:
+        return "—"
+    if not math.isfinite(x):
+        return str(x)
+    if x == 0 or 1e-3 <= abs(x) < 1e7:
+        decimals = 0 if x == 0 else max(0, 3 - math.floor(math.log10(abs(x))))
+        return f"{x:,.{decimals}f}"
+    return f"{x:.3e}"
+
+
+def _when(at: datetime) -> str:
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n:,} bytes"
+    scaled, unit = next((n / 1024**i, u) for i, u in ((3, "GiB"), (2, "MiB"), (1, "KiB"))
+                        if n >= 1024**i)
+    return f"{scaled:.1f} {unit} ({n:,} bytes)"
+
+
+def _clip(values: Sequence[Any], limit: int) -> str:
+    shown = ", ".join(str(v) for v in values[:limit])
+    return shown + (f", … (+{len(values) - limit} more)" if len(values) > limit else "")
+
+
+def _signature_row(spec: ColumnSpec) -> dict[str, str]:
+    if spec.categories is not None:
+        domain = _clip(spec.categories, SIGNATURE_CATEGORIES)
+    elif spec.min is not None:
+        domain = f"{num(spec.min)} … {num(spec.max)}"
+    else:
+        domain = "—"
+    return {"name": spec.name, "dtype": spec.dtype, "nullable": "yes" if spec.nullable else "no",
+            "domain": domain}
+
+
+def _histogram(p: NumericProfile) -> dict[str, Any]:
+    """Bars of the density (share / width) over the quantile bins, on a linear x axis."""
+    edges, shares = p.bin_edges, p.bin_shares
+    if len(edges) < 2:  # no values, or a constant column: one full bar or none
+        bars = [(0.0, _SVG_W, _SVG_H, f"{num(p.min)}: 100%")] if shares else []
+    else:
+        lo, span = edges[0], edges[-1] - edges[0]
+        widths = [b - a for a, b in zip(edges, edges[1:], strict=False)]
+        density = [s / w for s, w in zip(shares, widths, strict=True)]
+        top = max(density) or 1.0
+        bars = [((a - lo) / span * _SVG_W, w / span * _SVG_W,
+                 max(d / top * _SVG_H, 1.0 if s > 0 else 0.0),
+                 f"{num(a)} – {num(a + w)}: {s:.1%} of rows")
+                for a, w, d, s in zip(edges, widths, density, shares, strict=False)]
+    spark = "".join(_SPARKS[min(7, int(h / _SVG_H * 8))] for _, _, h, _ in bars)
+    return {"width": _SVG_W, "height": _SVG_H, "spark": spark,
+            "bars": [{"x": round(x, 2), "w": round(max(w, 0.5), 2), "h": round(h, 2),
+                      "y": round(_SVG_H - h, 2), "title": t} for x, w, h, t in bars]}
+
+
+def _column(p: ColumnProfile) -> dict[str, Any]:
+    base: dict[str, Any] = {"name": p.name, "dtype": p.dtype, "kind": p.kind,
+                            "count": f"{p.count:,}", "missing": f"{p.missing_rate:.1%}"}
+    if isinstance(p, NumericProfile):
+        return {**base, "min": num(p.min), "max": num(p.max), "mean": num(p.mean),
+                "std": num(p.std), "histogram": _histogram(p)}
+    total = p.count or 1
+    top = [{"label": str(c), "share": k / total, "pct": f"{k / total:.1%}"}
+           for c, k in zip(p.categories[:TOP_CATEGORIES], p.counts, strict=False)]
+    rest = sum(p.counts[TOP_CATEGORIES:]) + p.other_count
+    return {**base, "top": top, "other": f"{rest / total:.1%}" if rest else "",
+            "other_share": rest / total,
+            "summary": ", ".join(f"{c['label']} {c['pct']}" for c in top)
+            + (f", other {rest / total:.1%}" if rest else "")}
+
+
+def _param(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def _metric(name: str, value: float) -> str:
+    if name == "n" and float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:.4f}" if math.isfinite(value) else str(value)
+
+
+def _history(history: Sequence[AliasMove], version: int) -> list[dict[str, Any]]:
+    newest = list(reversed(history))  # the registry keeps it oldest first, in commit order
+    return [{"at": _when(m.at), "alias": m.alias, "action": m.action,
+             "from": "—" if m.from_version is None else str(m.from_version),
+             "to": "—" if m.to_version is None else str(m.to_version), "actor": m.actor,
+             "reason": m.reason, "this": version in (m.from_version, m.to_version)}
+            for m in newest[:HISTORY_ROWS]]
+
+
+def card_context(model: ModelInfo, version: ModelVersion, profile: ReferenceProfile,
+                 history: Sequence[AliasMove]) -> dict[str, Any]:
+    """The display values the card templates lay out (all strings, numbers and lists)."""
+    sig = version.signature
+    return {
+        "ref": version.ref, "model": model.name, "version": version.version,
+        "status": version.status, "task": sig.task, "target": sig.target or "—",
+        "classes": ", ".join(map(str, sig.classes)) if sig.classes is not None else "—",
+        "description": model.description, "created_by": version.created_by,
+        "created_at": _when(version.created_at), "reason": version.reason,
+        "aliases": sorted(version.aliases),
+        "lineage": {
+            "parent": "—" if version.parent_version is None else f"{model.name}@"
+                      f"{version.parent_version}",
+            "fingerprint": version.data_fingerprint, "flavor": version.flavor,
+            "artifact_sha256": version.artifact_sha256, "profile_sha256": version.profile_sha256,
+            "artifact_size": _size(version.artifact_size),
+            "libraries": [{"name": k, "version": v} for k, v in sorted(version.libraries.items())],
+        },
+        "metrics": [{"name": k, "value": _metric(k, v)} for k, v in version.metrics.items()],
+        "params": [{"name": k, "value": _param(v)} for k, v in sorted(version.params.items())],
+        "tags": [{"name": k, "value": v} for k, v in sorted(version.tags.items())],
+        "signature": [_signature_row(c) for c in sig.inputs],
+        "n_rows": f"{profile.n_rows:,}", "bins": profile.bins,
+        "features": [_column(p) for p in profile.features.values()],
+        "outputs": [_column(p) for p in profile.outputs.values()],
+        "sensitive": list(model.sensitive_features),
+        "history": _history(history, version.version), "history_total": len(history),
+        "history_limit": HISTORY_ROWS,
+    }
+
+
+def render_card(model: ModelInfo, version: ModelVersion, profile: ReferenceProfile,
+                history: Sequence[AliasMove], *, format: str = "markdown") -> str:
+    """Render the model card of ``version`` as ``"markdown"`` or as a self-contained ``"html"``
+    page.
+
+    Raises
+    ------
+    ValidationError
+        ``format`` is not one of :data:`FORMATS`.
+    """
+    if format not in _TEMPLATES:
+        raise ValidationError(f"card format {format!r:.40} is not supported; use one of "
+                              f"{', '.join(FORMATS)}.")
+    fmt: CardFormat = "html" if format == "html" else "markdown"
+    template = _environment(fmt).get_template(_TEMPLATES[fmt])
+    return template.render(card_context(model, version, profile, history))
