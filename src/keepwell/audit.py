@@ -150,9 +150,9 @@ class AuditLog:
         """Walk the chain and name the first event that does not hold."""
         with self.db.read() as conn:
             head = conn.execute(select(audit_head.c.seq, audit_head.c.hash)
-                                .where(audit_head.c.id == 1)).tuples().one_or_none()
+                                .where(audit_head.c.id == 1)).one_or_none()
             with self._all_events(conn) as stream:
-                return self._check_chain(stream, head)
+                return self._check_chain(stream, None if head is None else (head[0], head[1]))
 
     @staticmethod
     def _check_chain(events: Iterator[AuditEvent], head: tuple[int, str] | None) -> VerifyResult:

@@ -14,14 +14,14 @@ Examples
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cache
+from itertools import pairwise
 from typing import Any, Literal
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from keepwell.errors import ValidationError
 from keepwell.registry.profile import ColumnProfile, NumericProfile, ReferenceProfile
@@ -49,13 +49,13 @@ def escape_markdown(value: object) -> str:
 
 @cache
 def _environment(fmt: CardFormat) -> Environment:
-    loader = PackageLoader("keepwell.registry", "templates")
-    if fmt == "html":
-        return Environment(loader=loader, autoescape=True, undefined=StrictUndefined)
-    # Markdown has no autoescaping, so every printed value is escaped on its way out.
-    return Environment(loader=loader, autoescape=False, undefined=StrictUndefined,
-                       finalize=escape_markdown, trim_blocks=True, lstrip_blocks=True,
-                       keep_trailing_newline=True)
+    # HTML is autoescaped; Markdown is not HTML, so there every printed value is escaped
+    # for Markdown on its way out instead (``finalize``).
+    markdown: dict[str, Any] = {"finalize": escape_markdown, "trim_blocks": True,
+                                "lstrip_blocks": True, "keep_trailing_newline": True}
+    return Environment(loader=PackageLoader("keepwell.registry", "templates"),
+                       autoescape=select_autoescape(("html.j2",), ("md.j2",), default=True),
+                       undefined=StrictUndefined, **({} if fmt == "html" else markdown))
 
 
 def num(x: float | None) -> str:
@@ -66,7 +66,8 @@ def num(x: float | None) -> str:
         return str(x)
     if x == 0 or 1e-3 <= abs(x) < 1e7:
         decimals = 0 if x == 0 else max(0, 3 - math.floor(math.log10(abs(x))))
-        return f"{x:,.{decimals}f}"
+        text = f"{x:,.{decimals}f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
     return f"{x:.3e}"
 
 
@@ -106,7 +107,7 @@ def _histogram(p: NumericProfile) -> dict[str, Any]:
         bars = [(0.0, _SVG_W, _SVG_H, f"{num(p.min)}: 100%")] if shares else []
     else:
         lo, span = edges[0], edges[-1] - edges[0]
-        widths = [b - a for a, b in zip(edges, edges[1:], strict=False)]
+        widths = [b - a for a, b in pairwise(edges)]
         density = [s / w for s, w in zip(shares, widths, strict=True)]
         top = max(density) or 1.0
         bars = [((a - lo) / span * _SVG_W, w / span * _SVG_W,
@@ -136,7 +137,13 @@ def _column(p: ColumnProfile) -> dict[str, Any]:
 
 
 def _param(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    """A stored parameter (JSON) as one line of text, cut at 300 characters."""
+    if isinstance(value, list):
+        text = "[" + ", ".join(map(_param, value)) + "]"
+    elif isinstance(value, dict):
+        text = "{" + ", ".join(f"{k}: {_param(v)}" for k, v in value.items()) + "}"
+    else:
+        text = " ".join(str(value).split())
     return text if len(text) <= 300 else text[:299] + "…"
 
 

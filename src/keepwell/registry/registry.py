@@ -498,7 +498,7 @@ class Registry:
             current = stack.pop()
             status = dict(conn.execute(
                 select(model_versions.c.version, model_versions.c.status)
-                .where(model_versions.c.model_id == model_row.id)).tuples().all())
+                .where(model_versions.c.model_id == model_row.id)).all())
             while stack and (stack[-1] == current or status.get(stack[-1]) != "ready"):
                 stack.pop()
             if not stack:
