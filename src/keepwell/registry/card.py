@@ -58,8 +58,8 @@ def _environment(fmt: CardFormat) -> Environment:
                        undefined=StrictUndefined, **({} if fmt == "html" else markdown))
 
 
-def num(x: float | None) -> str:
-    """About four significant digits, without exponent for everyday magnitudes."""
+def _num(x: float | None) -> str:
+    """About four significant digits, without an exponent for everyday magnitudes."""
     if x is None:
         return "—"
     if not math.isfinite(x):
@@ -93,7 +93,7 @@ def _signature_row(spec: ColumnSpec) -> dict[str, str]:
     if spec.categories is not None:
         domain = _clip(spec.categories, SIGNATURE_CATEGORIES)
     elif spec.min is not None:
-        domain = f"{num(spec.min)} … {num(spec.max)}"
+        domain = f"{_num(spec.min)} … {_num(spec.max)}"
     else:
         domain = "—"
     return {"name": spec.name, "dtype": spec.dtype, "nullable": "yes" if spec.nullable else "no",
@@ -101,31 +101,33 @@ def _signature_row(spec: ColumnSpec) -> dict[str, str]:
 
 
 def _histogram(p: NumericProfile) -> dict[str, Any]:
-    """Bars of the density (share / width) over the quantile bins, on a linear x axis."""
+    """SVG bars of the density (share / width) of each quantile bin on a linear x axis, and a
+    text sparkline of the same density re-binned, uniformly within bins, to 16 equal cells."""
     edges, shares = p.bin_edges, p.bin_shares
     if len(edges) < 2:  # no values, or a constant column: one full bar or none
-        bars = [(0.0, _SVG_W, _SVG_H, f"{num(p.min)}: 100%")] if shares else []
-    else:
-        lo, span = edges[0], edges[-1] - edges[0]
-        widths = [b - a for a, b in pairwise(edges)]
-        density = [s / w for s, w in zip(shares, widths, strict=True)]
-        top = max(density) or 1.0
-        bars = [((a - lo) / span * _SVG_W, w / span * _SVG_W,
-                 max(d / top * _SVG_H, 1.0 if s > 0 else 0.0),
-                 f"{num(a)} – {num(a + w)}: {s:.1%} of rows")
-                for a, w, d, s in zip(edges, widths, density, shares, strict=False)]
-    spark = "".join(_SPARKS[min(7, int(h / _SVG_H * 8))] for _, _, h, _ in bars)
-    return {"width": _SVG_W, "height": _SVG_H, "spark": spark,
-            "bars": [{"x": round(x, 2), "w": round(max(w, 0.5), 2), "h": round(h, 2),
-                      "y": round(_SVG_H - h, 2), "title": t} for x, w, h, t in bars]}
+        return {"spark": "█" if shares else "", "bars": [
+            {"x": 0, "w": _SVG_W, "y": 0, "h": _SVG_H, "title": f"{_num(p.min)}: 100%"}
+        ] if shares else []}
+    lo, span = edges[0], edges[-1] - edges[0]
+    bins = [(a, b, s) for (a, b), s in zip(pairwise(edges), shares, strict=True)]
+    top = max(s / (b - a) for a, b, s in bins)
+    bars = [{"x": round((a - lo) / span * _SVG_W, 2), "w": round(max((b - a) / span * _SVG_W,
+             0.5), 2), "h": round(h, 2), "y": round(_SVG_H - h, 2),
+             "title": f"{_num(a)} – {_num(b)}: {s:.1%} of rows"}
+            for a, b, s in bins for h in [max(s / (b - a) / top * _SVG_H, 1.0 if s else 0.0)]]
+    cells = [lo + span * k / 16 for k in range(17)]
+    mass = [sum(s * max(0.0, min(b, c1) - max(a, c0)) / (b - a) for a, b, s in bins)
+            for c0, c1 in pairwise(cells)]
+    spark = "".join(_SPARKS[min(7, int(m / (max(mass) or 1.0) * 8))] for m in mass)
+    return {"spark": spark, "bars": bars}
 
 
 def _column(p: ColumnProfile) -> dict[str, Any]:
     base: dict[str, Any] = {"name": p.name, "dtype": p.dtype, "kind": p.kind,
                             "count": f"{p.count:,}", "missing": f"{p.missing_rate:.1%}"}
     if isinstance(p, NumericProfile):
-        return {**base, "min": num(p.min), "max": num(p.max), "mean": num(p.mean),
-                "std": num(p.std), "histogram": _histogram(p)}
+        return {**base, "min": _num(p.min), "max": _num(p.max), "mean": _num(p.mean),
+                "std": _num(p.std), "histogram": _histogram(p)}
     total = p.count or 1
     top = [{"label": str(c), "share": k / total, "pct": f"{k / total:.1%}"}
            for c, k in zip(p.categories[:TOP_CATEGORIES], p.counts, strict=False)]
@@ -162,8 +164,8 @@ def _history(history: Sequence[AliasMove], version: int) -> list[dict[str, Any]]
             for m in newest[:HISTORY_ROWS]]
 
 
-def card_context(model: ModelInfo, version: ModelVersion, profile: ReferenceProfile,
-                 history: Sequence[AliasMove]) -> dict[str, Any]:
+def _context(model: ModelInfo, version: ModelVersion, profile: ReferenceProfile,
+             history: Sequence[AliasMove]) -> dict[str, Any]:
     """The display values the card templates lay out (all strings, numbers and lists)."""
     sig = version.signature
     return {
@@ -190,7 +192,7 @@ def card_context(model: ModelInfo, version: ModelVersion, profile: ReferenceProf
         "outputs": [_column(p) for p in profile.outputs.values()],
         "sensitive": list(model.sensitive_features),
         "history": _history(history, version.version), "history_total": len(history),
-        "history_limit": HISTORY_ROWS,
+        "history_limit": HISTORY_ROWS, "svg_width": _SVG_W, "svg_height": _SVG_H,
     }
 
 
@@ -209,4 +211,4 @@ def render_card(model: ModelInfo, version: ModelVersion, profile: ReferenceProfi
                               f"{', '.join(FORMATS)}.")
     fmt: CardFormat = "html" if format == "html" else "markdown"
     template = _environment(fmt).get_template(_TEMPLATES[fmt])
-    return template.render(card_context(model, version, profile, history))
+    return template.render(_context(model, version, profile, history))

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Row, func, insert, select, update
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 from sqlalchemy.exc import IntegrityError
 
 from keepwell.audit import record_event
@@ -142,8 +144,13 @@ class Registry:
         X, y_series = self._check_training_data(model, X, y)
         signature = self._signature(model, X, y_series, task)
         outputs = model_outputs(model, X, signature.task)
+        profiled_y = y_series
+        if signature.task != "regression":
+            # Class labels are profiled as categories: their frequencies are what drifts.
+            outputs["prediction"] = outputs["prediction"].astype("category")
+            profiled_y = y_series.astype("category") if y_series is not None else None
         profile = ReferenceProfile.from_frame(
-            X, y=y_series, outputs=outputs, bins=self.settings.profile_bins,
+            X, y=profiled_y, outputs=outputs, bins=self.settings.profile_bins,
             quantiles=self.settings.profile_quantiles,
             max_categories=self.settings.profile_max_categories)
         measured: dict[str, float] = {}
@@ -249,6 +256,13 @@ class Registry:
         if not hasattr(model, "predict"):
             raise ValidationError(f"{type(model).__name__} has no predict(); register a "
                                   "fitted scikit-learn-style estimator.")
+        try:
+            check_is_fitted(model)
+        except NotFittedError:
+            raise ValidationError(f"this {type(model).__name__} is not fitted; call fit() "
+                                  "before registering it.") from None
+        except TypeError:
+            pass  # not a scikit-learn estimator; predict() below will tell
         expected = getattr(model, "feature_names_in_", None)
         if expected is not None and list(expected) != [str(c) for c in X.columns]:
             missing = sorted(set(map(str, expected)) - set(map(str, X.columns)))
