@@ -54,15 +54,19 @@ ENVIRONMENT_VARIABLES: Mapping[str, str] = {
     "KEEPWELL_ACTOR": "who is acting, recorded in the audit log",
 }
 
-# Types skops may rebuild beyond its own defaults (most of scikit-learn, numpy, scipy): the
-# tree predictor of scikit-learn's histogram gradient boosting, and the scikit-learn wrappers
-# of LightGBM and XGBoost. skops rebuilds them from their attributes, never through pickle.
+# Types skops may rebuild beyond its own defaults (most of scikit-learn, numpy, scipy): what
+# scikit-learn's histogram gradient boosting holds (its tree predictor, and, with categorical
+# features, a functools.partial of check_array: skops checks a partial's function and arguments
+# against this list too, so trusting partial trusts no new callable), and the scikit-learn
+# wrappers of LightGBM and XGBoost. skops rebuilds them from their attributes, never by pickle.
 DEFAULT_TRUSTED_TYPES: tuple[str, ...] = (
     "collections.OrderedDict",
+    "functools.partial",
     "lightgbm.basic.Booster",
     "lightgbm.sklearn.LGBMClassifier",
     "lightgbm.sklearn.LGBMRegressor",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
     "xgboost.core.Booster",
     "xgboost.sklearn.XGBClassifier",
     "xgboost.sklearn.XGBRegressor",
