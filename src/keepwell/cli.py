@@ -11,11 +11,10 @@ Every :class:`~keepwell.errors.KeepwellError` is reported in one place (:func:`_
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,10 +26,10 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from keepwell.audit import AuditEvent, record_event
+from keepwell.audit import record_event
 from keepwell.config import CONFIG_FILENAME, Settings, config_template, load_settings
 from keepwell.errors import KeepwellError, ValidationError
-from keepwell.registry import ANY, AliasMove, ModelInfo, ModelVersion
+from keepwell.registry import ANY, AliasMove, ModelInfo
 from keepwell.store.db import Database
 from keepwell.workspace import Workspace
 
@@ -90,13 +89,7 @@ def _settings(ctx: typer.Context) -> Settings:
     return state.settings
 
 
-@contextlib.contextmanager
-def _workspace(ctx: typer.Context) -> Iterator[Workspace]:
-    with Workspace(_settings(ctx)) as ws:
-        yield ws
-
-
-# -- output -----------------------------------------------------------------------------------
+# -- errors and output ------------------------------------------------------------------------
 
 
 def _command(group: typer.Typer, name: str) -> Callable[[Callable[P, None]], Callable[P, None]]:
@@ -141,11 +134,11 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
+        return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.3g}"
     if isinstance(value, Mapping):
-        return ", ".join(f"{k}={_cell(v)}" for k, v in value.items()) or "-"
+        return "\n".join(f"{k}={_cell(v)}" for k, v in value.items()) or "-"
     if isinstance(value, list | tuple):
         return ", ".join(_cell(v) for v in value) or "-"
     return str(value)
@@ -153,7 +146,9 @@ def _cell(value: Any) -> str:
 
 def _table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
            empty: str = "Nothing to show.") -> RenderableType:
-    table = Table(*columns, header_style="bold")
+    table = Table(header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")  # wrap long values, never cut them
     for row in rows:
         table.add_row(*(_cell(v) for v in row))
     return table if table.row_count else Text(empty)
@@ -166,14 +161,6 @@ def _fields(values: Mapping[str, Any]) -> RenderableType:
     for key, value in values.items():
         table.add_row(key, _cell(value))
     return table
-
-
-def _version_rows(versions: Iterable[ModelVersion]) -> RenderableType:
-    return _table(
-        ["version", "status", "flavor", "aliases", "metrics", "created", "by", "reason"],
-        ([v.version, v.status, v.flavor, v.aliases, dict(v.metrics), v.created_at,
-          v.created_by, v.reason] for v in versions),
-        empty="No versions.")
 
 
 def _move_text(move: AliasMove) -> str:
@@ -191,12 +178,6 @@ def _model_fields(model: ModelInfo) -> RenderableType:
         "unsafe formats allowed": model.allow_unsafe_formats,
         "created": model.created_at, "created by": model.created_by,
     })
-
-
-def _event_rows(events: Iterable[AuditEvent]) -> RenderableType:
-    return _table(["seq", "at", "actor", "action", "target", "reason"],
-                  ([e.seq, e.at, e.actor, e.action, e.target, e.reason] for e in events),
-                  empty="No audit events.")
 
 
 # -- data files -------------------------------------------------------------------------------
@@ -241,10 +222,6 @@ def _write_private(path: Path, text: str) -> None:
         f.write(text)
 
 
-DataFile = Annotated[Path, typer.Option(exists=True, dir_okay=False,
-                                        help="Training data, Parquet or CSV.")]
-
-
 # -- commands ---------------------------------------------------------------------------------
 
 
@@ -265,14 +242,14 @@ def init(
     for folder in (settings.workspace, settings.artifact_root):
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     with Workspace(settings) as ws, ws.db.write() as conn:
+        dialect = ws.db.dialect
         event = record_event(conn, actor=ws.actor, action="workspace.init", target="workspace",
-                             before=None, after={"config_file": path.name,
-                                                 "database": ws.db.dialect},
+                             before=None, after={"config_file": path.name, "database": dialect},
                              reason="keepwell init")
-    data = {"config_file": str(path), "workspace": str(settings.workspace),
-            "database": ws.db.dialect, "audit_seq": event.seq}
+    data = {"config_file": str(path), "workspace": str(settings.workspace), "database": dialect,
+            "audit_seq": event.seq}
     _emit(as_json, data, f"Wrote {path.name} and initialised the workspace in "
-                         f"{settings.workspace} ({ws.db.dialect}).")
+                         f"{settings.workspace} ({dialect}).")
 
 
 @_command(db_app, "upgrade")
@@ -295,7 +272,8 @@ def register(
     name: ModelName,
     model: Annotated[Path, typer.Option(exists=True, dir_okay=False,
                                         help="Model file: skops, or pickle/joblib.")],
-    data: DataFile,
+    data: Annotated[Path, typer.Option(exists=True, dir_okay=False,
+                                       help="Training data, Parquet or CSV.")],
     target: Annotated[str, typer.Option(help="Label column of the data.")],
     holdout: Annotated[Path | None, typer.Option(
         exists=True, dir_okay=False, help="Held-out data for metrics, Parquet or CSV.")] = None,
@@ -313,7 +291,7 @@ def register(
     """Register a trained model file as a new version of NAME."""
     X, y = _split_target(_read_frame(data), target, data)
     holdout_xy = _split_target(_read_frame(holdout), target, holdout) if holdout else None
-    with _workspace(ctx) as ws, _stderr.status(f"Registering {name}…"):
+    with Workspace(_settings(ctx)) as ws, _stderr.status(f"Registering {name}…"):
         version = ws.registry.register(
             name, model, X, y, holdout=holdout_xy, reason=reason, alias=alias, parent=parent,
             description=description, sensitive_features=sensitive or (),
@@ -326,7 +304,7 @@ def register(
 @_command(models_app, "list")
 def models_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List registered models."""
-    with _workspace(ctx) as ws:
+    with Workspace(_settings(ctx)) as ws:
         models = ws.registry.list_models()
     _emit(as_json, [m.to_dict() for m in models], _table(
         ["name", "task", "latest", "aliases", "created", "by"],
@@ -338,7 +316,7 @@ def models_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 @_command(models_app, "show")
 def models_show(ctx: typer.Context, name: ModelName, as_json: JsonFlag = False) -> None:
     """Show one model's settings and aliases."""
-    with _workspace(ctx) as ws:
+    with Workspace(_settings(ctx)) as ws:
         model = ws.registry.get_model(name)
     _emit(as_json, model.to_dict(), _model_fields(model))
 
@@ -351,9 +329,13 @@ def versions_list(
     as_json: JsonFlag = False,
 ) -> None:
     """List the versions of a model."""
-    with _workspace(ctx) as ws:
+    with Workspace(_settings(ctx)) as ws:
         versions = ws.registry.list_versions(name, include_deleted=all_)
-    _emit(as_json, [v.to_dict() for v in versions], _version_rows(versions))
+    _emit(as_json, [v.to_dict() for v in versions], _table(
+        ["version", "status", "aliases", "metrics", "created", "reason"],
+        ([v.version, v.status, v.aliases, dict(v.metrics), v.created_at, v.reason]
+         for v in versions),
+        empty="No versions."))
 
 
 @_command(alias_app, "set")
@@ -370,7 +352,7 @@ def alias_set(
 ) -> None:
     """Point ALIAS of model NAME at VERSION."""
     expected = _expected_version(expect)
-    with _workspace(ctx) as ws:
+    with Workspace(_settings(ctx)) as ws:
         move = ws.registry.set_alias(name, alias, version, expected_version=expected,
                                      reason=reason)
     _emit(as_json, move.to_dict(), _move_text(move))
@@ -384,7 +366,7 @@ def alias_history(
     as_json: JsonFlag = False,
 ) -> None:
     """Every move of a model's aliases, oldest first."""
-    with _workspace(ctx) as ws:
+    with Workspace(_settings(ctx)) as ws:
         moves = ws.registry.alias_history(name, alias)
     _emit(as_json, [m.to_dict() for m in moves], _table(
         ["at", "alias", "action", "from", "to", "actor", "reason", "audit"],
@@ -402,7 +384,7 @@ def rollback(
     as_json: JsonFlag = False,
 ) -> None:
     """Move an alias back to the version it pointed to before."""
-    with _workspace(ctx) as ws:
+    with Workspace(_settings(ctx)) as ws:
         move = ws.registry.rollback(name, alias=alias, reason=reason)
     _emit(as_json, move.to_dict(), _move_text(move))
 
@@ -411,7 +393,7 @@ def rollback(
 def archive(ctx: typer.Context, name: ModelName, version: VersionNumber, reason: Reason = "",
             as_json: JsonFlag = False) -> None:
     """Retire a version: kept for audit, never served."""
-    with _workspace(ctx) as ws:
+    with Workspace(_settings(ctx)) as ws:
         archived = ws.registry.archive_version(name, version, reason=reason)
     _emit(as_json, archived.to_dict(), f"Archived {archived.ref}.")
 
@@ -430,7 +412,7 @@ def delete(
     if not yes:
         typer.confirm(f"Delete {name}@{version}? Its model file will be removed.", abort=True,
                       err=True)
-    with _workspace(ctx) as ws:
+    with Workspace(_settings(ctx)) as ws:
         deleted = ws.registry.delete_version(name, version, reason=reason)
     _emit(as_json, deleted.to_dict(), f"Deleted {deleted.ref}.")
 
@@ -446,7 +428,7 @@ def card(
 ) -> None:
     """Render the model card of a version."""
     fmt = "html" if html else "markdown"
-    with _workspace(ctx) as ws:
+    with Workspace(_settings(ctx)) as ws:
         text = ws.registry.card(ref, format=fmt)
     if output is not None:
         output.write_text(text, encoding="utf-8")
@@ -467,16 +449,19 @@ def audit_list(
     as_json: JsonFlag = False,
 ) -> None:
     """The newest audit events, oldest first."""
-    with _workspace(ctx) as ws:
+    with Workspace(_settings(ctx)) as ws:
         events = ws.audit.events(target=target, action=action, limit=limit, newest_first=True)
     events.reverse()
-    _emit(as_json, [e.to_dict() for e in events], _event_rows(events))
+    _emit(as_json, [e.to_dict() for e in events], _table(
+        ["seq", "at", "actor", "action", "target", "reason"],
+        ([e.seq, e.at, e.actor, e.action, e.target, e.reason] for e in events),
+        empty="No audit events."))
 
 
 @_command(audit_app, "verify")
 def audit_verify(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Check the audit log's hash chain; exit code 1 if it is broken."""
-    with _workspace(ctx) as ws:
+    with Workspace(_settings(ctx)) as ws:
         result = ws.audit.verify()
     if as_json:
         _print_json(result.to_dict())
