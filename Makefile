@@ -22,7 +22,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict src/keepwell
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --doctest-modules src/keepwell tests
+	$(BIN)/python -m pytest -n 2
 
 test: lint typecheck unit
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -25,7 +26,7 @@ def test_events_are_chained_in_sequence(workspace: kw.Workspace) -> None:
     events = workspace.audit.events()
     assert [e.seq for e in events] == [1, 2, 3, 4, 5]
     assert events[0].prev_hash == GENESIS_HASH
-    assert all(b.prev_hash == a.hash for a, b in zip(events, events[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(events))
     assert workspace.audit.verify() == kw.VerifyResult(ok=True, checked=5)
 
 
@@ -38,7 +39,7 @@ def test_an_event_rolled_back_with_its_change_leaves_no_trace(workspace: kw.Work
     assert workspace.audit.verify().ok
 
 
-@pytest.mark.parametrize("column, value", [
+@pytest.mark.parametrize(("column", "value"), [
     ("reason", "nothing to see"),
     ("actor", "mallory"),
     ("after", '{"i":100}'),

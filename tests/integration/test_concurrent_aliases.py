@@ -7,6 +7,7 @@ the last move put it, and every successful move has exactly one audit event.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 import random
 from typing import Any
@@ -79,7 +80,7 @@ def test_twenty_processes_move_the_champion(settings: Settings, fitted_pipeline:
 
     # One serial order: in audit order, every move starts where the previous one ended.
     assert [m.audit_seq for m in history] == sorted(m.audit_seq for m in history)
-    for before, after in zip(history, history[1:], strict=False):
+    for before, after in itertools.pairwise(history):
         assert after.from_version == before.to_version
     # Exactly one champion, where the last move left it.
     assert aliases == {"champion": history[-1].to_version}
@@ -91,4 +92,5 @@ def test_twenty_processes_move_the_champion(settings: Settings, fitted_pipeline:
         event = by_seq[move.audit_seq]
         assert event.before == {"version": move.from_version}
         assert event.after == {"version": move.to_version}
-    assert verified.ok and verified.checked == N_VERSIONS + len(history)
+    assert verified.ok
+    assert verified.checked == N_VERSIONS + len(history)

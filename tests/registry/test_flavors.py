@@ -55,7 +55,7 @@ def test_a_malicious_pickle_is_refused_without_being_opened(
     canary = tmp_path / "pwned"
     path = tmp_path / "model.pkl"
     path.write_bytes(pickle.dumps(CanaryPayload(canary)))
-    with pytest.raises(kw.UnsafeArtifactError, match="pickle file.*trust_pickle"):
+    with pytest.raises(kw.UnsafeArtifactError, match=r"pickle file.*trust_pickle"):
         workspace.registry.register("m", path, *numeric_data)
     with pytest.raises(kw.UnsafeArtifactError):
         workspace.registry.register("m", path, *numeric_data, trust_pickle=True)
@@ -151,5 +151,5 @@ def test_formats_are_told_apart_by_their_bytes(tmp_path: Path) -> None:
     buffer = io.BytesIO()
     joblib.dump(model, buffer, compress=3)
     assert detect_flavor(buffer.getvalue()) == "joblib"
-    with pytest.raises(kw.ValidationError, match="cannot tell the format of weights.bin"):
+    with pytest.raises(kw.ValidationError, match=r"cannot tell the format of weights\.bin"):
         detect_flavor(b"GGUF....", "/secret/place/weights.bin")

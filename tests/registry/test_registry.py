@@ -37,24 +37,31 @@ def test_register_stores_everything_the_version_knows(
                                     reason="first model", tags={"team": "risk"},
                                     sensitive_features=["region"], description="churn risk")
     assert (v.model, v.version, v.status, v.flavor) == ("churn", 1, "ready", "skops")
-    assert v.signature.task == "binary" and v.signature.classes == (0, 1)
+    assert v.signature.task == "binary"
+    assert v.signature.classes == (0, 1)
     assert v.signature.target == "label"
     assert [(c.name, c.dtype) for c in v.signature.inputs] == [
         ("age", "float"), ("income", "float"), ("region", "category")]
     assert v.signature.column("region").categories == ("east", "north", "south")
     assert v.signature.column("age").min == X["age"].min()
     assert v.data_fingerprint == data_fingerprint(X, y)
-    assert v.libraries["scikit-learn"] and v.libraries["skops"] and v.libraries["python"]
-    assert v.params["memory"] is None and "steps" in v.params
+    assert v.libraries["scikit-learn"]
+    assert v.libraries["skops"]
+    assert v.libraries["python"]
+    assert v.params["memory"] is None
+    assert "steps" in v.params
     # Holdout metrics agree with scikit-learn on the same data.
     from sklearn.metrics import accuracy_score, roc_auc_score
     assert v.metrics["accuracy"] == pytest.approx(accuracy_score(y, fitted_pipeline.predict(X)))
     assert v.metrics["roc_auc"] == pytest.approx(
         roc_auc_score(y, fitted_pipeline.predict_proba(X)[:, 1]))
-    assert v.tags == {"team": "risk"} and v.reason == "first model"
+    assert v.tags == {"team": "risk"}
+    assert v.reason == "first model"
     model = workspace.registry.get_model("churn")
-    assert model.sensitive_features == ("region",) and model.description == "churn risk"
-    assert model.latest_version == 1 and model.aliases == {}
+    assert model.sensitive_features == ("region",)
+    assert model.description == "churn risk"
+    assert model.latest_version == 1
+    assert model.aliases == {}
     assert audit_actions(workspace) == ["version.register"]
 
 
@@ -74,14 +81,16 @@ def test_reference_profile_is_stored_with_the_version(
     assert profile.n_rows == len(X)
     assert set(profile.features) == {"age", "income", "region"}
     age = profile.features["age"]
-    assert age.count == len(X) and age.missing == 0
+    assert age.count == len(X)
+    assert age.missing == 0
     np.testing.assert_allclose(age.quantiles, np.quantile(X["age"], np.linspace(0, 1, 101)))
     region = profile.features["region"]
     assert dict(zip(region.categories, region.counts, strict=True)) == \
         X["region"].value_counts().to_dict()
     scores = fitted_pipeline.predict_proba(X)[:, 1]
     assert profile.outputs["score"].mean == pytest.approx(scores.mean())
-    assert profile.target is not None and profile.target.kind == "categorical"
+    assert profile.target is not None
+    assert profile.target.kind == "categorical"
 
 
 def test_versions_count_up_and_stay_as_registered(
@@ -108,7 +117,8 @@ def test_boosting_libraries_register_through_their_sklearn_api(
         from xgboost import XGBClassifier
         model = XGBClassifier(n_estimators=20, max_depth=3).fit(X, y)
     v = workspace.registry.register("boost", model, X, y)
-    assert v.flavor == "skops" and library in v.libraries
+    assert v.flavor == "skops"
+    assert library in v.libraries
     loaded = workspace.registry.load_model("boost@1")
     np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X))
 
@@ -119,12 +129,14 @@ def test_regression_models_get_a_regression_signature(workspace: kw.Workspace) -
     y = pd.Series(3 * X["x1"] - X["x2"] + rng.normal(0, 0.1, 200), name="demand")
     v = workspace.registry.register("demand", LinearRegression().fit(X, y), X, y,
                                     holdout=(X, y))
-    assert v.signature.task == "regression" and v.signature.classes is None
-    assert set(v.metrics) == {"n", "mae", "rmse", "r2"} and v.metrics["r2"] > 0.99
+    assert v.signature.task == "regression"
+    assert v.signature.classes is None
+    assert set(v.metrics) == {"n", "mae", "rmse", "r2"}
+    assert v.metrics["r2"] > 0.99
     assert list(workspace.registry.load_profile("demand@1").outputs) == ["prediction"]
 
 
-@pytest.mark.parametrize("bad, message", [
+@pytest.mark.parametrize(("bad", "message"), [
     ("not a frame", "DataFrame"),
     ("wrong columns", "columns"),
     ("short y", "one label per row"),
@@ -230,7 +242,8 @@ def test_a_move_to_the_current_version_records_nothing(
     register_versions(workspace, fitted_pipeline, classification_data, 1)
     workspace.registry.set_alias("churn", "champion", 1)
     move = workspace.registry.set_alias("churn", "champion", 1)
-    assert not move.changed and move.audit_seq is None
+    assert not move.changed
+    assert move.audit_seq is None
     assert len(workspace.registry.alias_history("churn")) == 1
 
 

@@ -20,7 +20,8 @@ def test_an_empty_database_gets_the_whole_schema(database_url: str) -> None:
     assert db.schema_status().is_empty
     db.ensure_schema()
     status = db.schema_status()
-    assert status.is_current and status.current == status.head
+    assert status.is_current
+    assert status.current == status.head
     db.dispose()
 
 

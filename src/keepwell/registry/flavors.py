@@ -15,8 +15,8 @@ from __future__ import annotations
 import io
 import pickle
 import zipfile
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
 import skops.io as sio
@@ -135,9 +135,10 @@ def detect_flavor(data: bytes, filename: str = "") -> str:
         return "pickle"
     if _joblib_compressed(data):
         return "joblib"
+    shown = Path(filename).name or "the model file"
     raise ValidationError(
-        f"cannot tell the format of {Path(filename).name or 'the model file'}: keepwell reads skops "
-        "files, and pickle or joblib files with an explicit opt-in."
+        f"cannot tell the format of {shown}: keepwell reads skops files, and pickle or joblib "
+        "files with an explicit opt-in."
     )
 
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Row, func, insert, select, update
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
+from sqlalchemy import Connection, Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from keepwell.audit import record_event

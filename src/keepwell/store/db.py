@@ -15,9 +15,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from alembic.util import CommandError
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
@@ -154,12 +154,12 @@ class Database:
         if not status.is_current:
             known = ScriptDirectory.from_config(self._alembic_config(None))  # type: ignore[arg-type]
             try:
-                known.get_revision(status.current)
+                known.get_revision(status.current or "")
             except CommandError:
                 raise SchemaError(
                     f"the database schema ({status.current}) is newer than this keepwell "
                     "understands; upgrade keepwell."
-                )
+                ) from None
             raise SchemaError(
                 f"the database schema is at {status.current}, this keepwell needs "
                 f"{status.head}; run `keepwell db upgrade` (back up the database first)."
