@@ -62,19 +62,38 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _json_safe(value: Any) -> Any:
-    """Model parameters as JSON: numbers, strings and containers kept, anything else as repr."""
+def _scalar(value: Any) -> Any:
+    """A JSON scalar for ``value``, or ``_SKIP`` when it is not one."""
     if isinstance(value, np.generic):
         value = value.item()
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    return repr(value)[:500]
+    return _SKIP
+
+
+_SKIP = object()
+
+
+def model_params(model: Any) -> dict[str, Any]:
+    """The model's hyper-parameters as flat JSON, nested steps included.
+
+    ``get_params(deep=True)`` names nested parameters ``step__param``; scalars and lists of
+    scalars are kept as they are, nested estimators become their class name, and anything else
+    (step lists, callables) is left out: the model file holds the whole object.
+    """
+    if not hasattr(model, "get_params"):
+        return {}
+    params: dict[str, Any] = {}
+    for name, value in sorted(model.get_params(deep=True).items()):
+        if hasattr(value, "get_params"):
+            params[name] = type(value).__name__
+        elif isinstance(value, list | tuple) and all(_scalar(v) is not _SKIP for v in value):
+            params[name] = [_scalar(v) for v in value]
+        elif (scalar := _scalar(value)) is not _SKIP:
+            params[name] = scalar
+    return params
 
 
 class Registry:
@@ -163,7 +182,7 @@ class Registry:
 
         model_ref = self.artifacts.put_bytes(artifact)
         profile_ref = self.artifacts.put_bytes(profile.to_bytes())
-        params = _json_safe(model.get_params(deep=False)) if hasattr(model, "get_params") else {}
+        params = model_params(model)
         modules = {type(model).__module__.split(".")[0]}
         now = _now()
         with self.db.write() as conn:
