@@ -1,8 +1,9 @@
 """keepwell keeps machine-learning models healthy in production.
 
 >>> import keepwell as kw
->>> ws = kw.connect()                      # .keepwell/ in the current folder, or keepwell.yaml
->>> ws.register("employment", model, X, y, alias="champion")   # doctest: +SKIP
+>>> kw.register("employment", model, X, y, alias="champion")   # doctest: +SKIP
+>>> ws = kw.connect()   # doctest: +SKIP
+>>> ws.registry.load_model("employment@champion")   # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from keepwell.registry import (
     Registry,
     Signature,
 )
-from keepwell.workspace import Workspace, connect
+from keepwell.workspace import Workspace, connect, register
 
 __version__ = "0.1.0.dev0"
 
@@ -76,4 +77,5 @@ __all__ = [
     "__version__",
     "connect",
     "load_settings",
+    "register",
 ]

@@ -11,7 +11,7 @@ from keepwell.registry.registry import Registry
 from keepwell.store.artifacts import LocalArtifactStore
 from keepwell.store.db import Database
 
-__all__ = ["Workspace", "connect"]
+__all__ = ["Workspace", "connect", "register"]
 
 
 class Workspace:
@@ -71,3 +71,14 @@ def connect(
     """
     settings = Settings.for_workspace(path) if path is not None else load_settings(config)
     return Workspace(settings, actor=actor)
+
+
+def register(name: str, model: Any, X: Any, y: Any = None, **kwargs: Any) -> Any:
+    """Register a model in the configured workspace (``keepwell.yaml`` / ``KEEPWELL_*``).
+
+    The notebook shortcut for ``kw.connect().register(...)``; takes the same arguments as
+    :meth:`keepwell.registry.Registry.register` and returns the new
+    :class:`~keepwell.registry.ModelVersion`.
+    """
+    with connect() as ws:
+        return ws.register(name, model, X, y, **kwargs)
