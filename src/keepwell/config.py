@@ -135,7 +135,7 @@ def load_settings(
         the message names the setting and the fix.
     """
     env = dict(os.environ if environ is None else environ)
-    base = Path(cwd) if cwd is not None else Path.cwd()
+    base = Path(cwd).resolve() if cwd is not None else Path.cwd()
     unknown = sorted(k for k in env if k.startswith("KEEPWELL_") and k not in ENVIRONMENT_VARIABLES)
     if unknown:
         raise ConfigurationError(
@@ -163,6 +163,10 @@ def load_settings(
 
     workspace = path_setting("workspace", "KEEPWELL_WORKSPACE") or (file_dir / ".keepwell")
     database_url = setting("database_url", "KEEPWELL_DATABASE_URL")
+    if isinstance(database_url, str) and database_url.startswith("sqlite:///"):
+        # A relative SQLite path is relative to the file it was written in, like other paths.
+        relative_to = base if env.get("KEEPWELL_DATABASE_URL") else file_dir
+        database_url = f"sqlite:///{as_path(database_url[len('sqlite:///'):], relative_to)}"
     values: dict[str, Any] = {
         "workspace": workspace,
         "database_url": database_url or f"sqlite:///{workspace / 'keepwell.db'}",
@@ -208,13 +212,17 @@ _TOP_LEVEL_KEYS = frozenset({"workspace", "database_url", "artifact_root", "log_
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{path.name} is not UTF-8 text; save it as UTF-8.") from None
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path.name} ({exc.strerror}).") from None
     except yaml.YAMLError as exc:
         raise ConfigurationError(f"{path.name} is not valid YAML ({exc}); fix the file.") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigurationError(f"{path.name} must be a mapping of settings at the top level.")
-    unknown = sorted(set(data) - _TOP_LEVEL_KEYS)
+    unknown = sorted(str(key) for key in set(data) - _TOP_LEVEL_KEYS)
     if unknown:
         raise ConfigurationError(
             f"unknown setting {unknown[0]!r} in {path.name}; valid settings are "
@@ -240,7 +248,8 @@ def config_template() -> str:
 # Folder holding the default SQLite database, artifact store and logbook.
 workspace: .keepwell
 
-# Metadata database (SQLAlchemy URL). Default: SQLite inside the workspace.
+# Metadata database (SQLAlchemy URL). Default: SQLite inside the workspace. A relative SQLite
+# path is relative to this file.
 # PostgreSQL: postgresql+psycopg://user@host:5432/dbname  (pip install 'keepwell[postgresql]')
 # database_url: sqlite:///.keepwell/keepwell.db
 

@@ -26,15 +26,11 @@ import numpy as np
 import pandas as pd
 
 from keepwell.errors import ValidationError
-from keepwell.registry.signature import check_feature_name, column_dtype
+from keepwell.registry.signature import check_feature_name, column_dtype, json_value
 
 __all__ = ["CategoricalProfile", "ColumnProfile", "NumericProfile", "ReferenceProfile"]
 
 FORMAT_VERSION = 1
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 @dataclass(frozen=True)
@@ -126,7 +122,7 @@ class CategoricalProfile:
         kept, rest = ordered[:max_categories], ordered[max_categories:]
         return cls(
             name=name, dtype=dtype, count=int(counts.sum()), missing=missing,
-            categories=tuple(_plain(c) for c, _ in kept),
+            categories=tuple(json_value(c) for c, _ in kept),
             counts=tuple(int(k) for _, k in kept),
             other_count=int(sum(int(k) for _, k in rest)),
         )
@@ -186,6 +182,10 @@ class ReferenceProfile:
         """Profile a training frame, its target and the model's outputs on it."""
         if not isinstance(X, pd.DataFrame) or X.shape[0] == 0:
             raise ValidationError("X must be a non-empty pandas DataFrame to profile.")
+        if X.columns.has_duplicates:
+            duplicate = X.columns[X.columns.duplicated()][0]
+            raise ValidationError(f"X has the column {duplicate!r} twice; column names must be "
+                                  "unique.")
         if bins < 2 or quantiles < 3:
             raise ValidationError("bins must be at least 2 and quantiles at least 3.")
 
@@ -196,9 +196,11 @@ class ReferenceProfile:
                     name, dtype, series.to_numpy(dtype=float, na_value=np.nan), bins=bins,
                     quantiles=quantiles)
             if dtype == "datetime":
-                seconds = series.astype("datetime64[ns]").astype("int64").astype(float) / 1e9
-                seconds[series.isna().to_numpy()] = np.nan
-                return NumericProfile.from_values(name, dtype, seconds.to_numpy(), bins=bins,
+                # Seconds since the epoch, UTC (naive times are taken as UTC); NaT stays NaN.
+                stamps = pd.to_datetime(series, utc=True)
+                seconds = (stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+                return NumericProfile.from_values(name, dtype, seconds.to_numpy(dtype=float,
+                                                  na_value=np.nan), bins=bins,
                                                   quantiles=quantiles)
             return CategoricalProfile.from_series(name, dtype, series,
                                                   max_categories=max_categories)

@@ -291,7 +291,9 @@ class Registry:
                 + "; pass the training frame with the same columns in the same order.")
         y_series: pd.Series | None = None
         if y is not None:
-            y_series = y if isinstance(y, pd.Series) else pd.Series(np.asarray(y), name="target")
+            y_series = y if isinstance(y, pd.Series) else pd.Series(np.asarray(y))
+            if y_series.name is None:
+                y_series = y_series.rename("target")
             if len(y_series) != len(X):
                 raise ValidationError(f"y has {len(y_series)} rows and X has {len(X)}; they must "
                                       "have one label per row.")

@@ -3,7 +3,6 @@ was trained on."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -19,12 +18,9 @@ DType = Literal["boolean", "integer", "float", "category", "string", "datetime"]
 Task = Literal["binary", "multiclass", "regression"]
 TASKS: tuple[Task, ...] = ("binary", "multiclass", "regression")
 
-_FEATURE_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,256}")
-
-
 def check_feature_name(name: object) -> str:
     """Feature names may hold any printable text up to 256 characters (reports escape it)."""
-    if not isinstance(name, str) or not _FEATURE_NAME.fullmatch(name):
+    if not isinstance(name, str) or not 1 <= len(name) <= 256 or not name.isprintable():
         raise InvalidNameError(
             f"column name {name!r:.80} is not allowed: column names must be strings of "
             "1-256 printable characters. Rename the column in the training frame."
@@ -32,9 +28,21 @@ def check_feature_name(name: object) -> str:
     return name
 
 
-def _json_scalar(value: Any) -> Any:
-    """A numpy scalar as the plain Python value JSON can hold."""
-    return value.item() if isinstance(value, np.generic) else value
+def json_value(value: Any) -> Any:
+    """A category value as JSON holds it: numpy scalars unwrapped, anything exotic as text."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    return str(value)
+
+
+def _sort_key(value: Any) -> tuple[int, float, str]:
+    """Numbers in numeric order, then everything else by text: mixed object columns sort
+    without a TypeError."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0.0, str(value))
 
 
 def column_dtype(series: pd.Series) -> DType:
@@ -50,6 +58,9 @@ def column_dtype(series: pd.Series) -> DType:
         return "float"
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return "datetime"
+    if pd.api.types.is_object_dtype(dtype) and pd.api.types.infer_dtype(
+            series, skipna=True) in ("date", "datetime", "datetime64"):
+        return "datetime"  # datetime.date objects, as SQL drivers return them
     if pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
         return "string"
     raise ValidationError(
@@ -92,11 +103,11 @@ class ColumnSpec:
         categories: tuple[Any, ...] | None = None
         lo = hi = None
         if dtype == "category":
-            categories = tuple(_json_scalar(c) for c in series.cat.categories)
+            categories = tuple(json_value(c) for c in series.cat.categories)
         elif dtype in ("string", "boolean"):
             values = series.dropna().unique()
             if dtype == "boolean" or len(values) <= max_categories:
-                categories = tuple(sorted(_json_scalar(v) for v in values))
+                categories = tuple(sorted((json_value(v) for v in values), key=_sort_key))
         elif dtype in ("integer", "float"):
             finite = series.to_numpy(dtype=float, na_value=np.nan)
             finite = finite[np.isfinite(finite)]
@@ -156,7 +167,7 @@ class Signature:
         if task not in TASKS:
             raise ValidationError(f"task must be one of {', '.join(TASKS)}, not {task!r}.")
         if classes is None and task != "regression" and y is not None:
-            classes = tuple(sorted(_json_scalar(v) for v in pd.unique(y.dropna())))
+            classes = tuple(sorted((json_value(v) for v in pd.unique(y.dropna())), key=_sort_key))
         target = str(y.name) if y is not None and y.name is not None else None
         return cls(inputs, task, target, classes)
 
