@@ -21,6 +21,9 @@ the nearest built-in exception too, and its message says what went wrong *and wh
     │   ├── ArtifactNotFoundError (FileNotFoundError) artifact-not-found      404
     │   ├── ArtifactPathError (ValueError)        invalid-artifact-path       422
     │   └── ArtifactIntegrityError                artifact-integrity          500
+    ├── LogbookError                              logbook-error               503
+    │   ├── LogbookUnavailableError (RuntimeError) logbook-unavailable        503
+    │   └── LogbookFullError (OSError)            logbook-full                503
     ├── SchemaError (RuntimeError)                schema-out-of-date          503
     └── AuditChainError (RuntimeError)            audit-chain-broken          500
 
@@ -46,6 +49,9 @@ __all__ = [
     "InvalidNameError",
     "InvalidStateError",
     "KeepwellError",
+    "LogbookError",
+    "LogbookFullError",
+    "LogbookUnavailableError",
     "ModelNotFoundError",
     "NotFoundError",
     "SchemaError",
@@ -158,6 +164,25 @@ class ArtifactIntegrityError(ArtifactError):
 
     code = "artifact-integrity"
     status = 500
+
+
+class LogbookError(KeepwellError):
+    """The logbook could not keep a record; it was not acknowledged."""
+
+    code = "logbook-error"
+    status = 503
+
+
+class LogbookUnavailableError(LogbookError, RuntimeError):
+    """The log writer stopped (a sync failed) or is closed; records are refused."""
+
+    code = "logbook-unavailable"
+
+
+class LogbookFullError(LogbookError, OSError):
+    """The log volume is full; this append was not kept, later ones retry."""
+
+    code = "logbook-full"
 
 
 class SchemaError(KeepwellError, RuntimeError):

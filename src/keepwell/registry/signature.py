@@ -12,7 +12,14 @@ import pandas as pd
 
 from keepwell.errors import InvalidNameError, ValidationError
 
-__all__ = ["ColumnSpec", "DType", "Signature", "Task", "check_feature_name", "infer_task"]
+__all__ = ["RESERVED_COLUMNS", "ColumnSpec", "DType", "Signature", "Task", "check_feature_name",
+           "infer_task"]
+
+# Columns the logbook writes beside the features (plus any ``proba_<class>``): a feature may not
+# take one of these names.
+RESERVED_COLUMNS = frozenset({"request_id", "ts", "model", "version", "arm", "latency_ms",
+                              "subject", "prediction", "score", "feedback_id", "received_ts",
+                              "event_ts", "label"})
 
 DType = Literal["boolean", "integer", "float", "category", "string", "datetime"]
 Task = Literal["binary", "multiclass", "regression"]
@@ -24,6 +31,11 @@ def check_feature_name(name: object) -> str:
         raise InvalidNameError(
             f"column name {name!r:.80} is not allowed: column names must be strings of "
             "1-256 printable characters. Rename the column in the training frame."
+        )
+    if name in RESERVED_COLUMNS or name.startswith("proba_"):
+        raise InvalidNameError(
+            f"column name {name!r} is reserved for the prediction log (as are "
+            f"{', '.join(sorted(RESERVED_COLUMNS))} and proba_*); rename the column."
         )
     return name
 

@@ -1,0 +1,78 @@
+"""Time-ordered request ids: UUID version 7 (RFC 9562), made in blocks.
+
+An id is 48 bits of Unix milliseconds, the version (7), 12 random bits, the variant, and 62
+more bits. Ids are strictly increasing within a process: a block drawn in the same millisecond
+as the previous one continues counting from it (RFC 9562 §6.2, method 2), so sorting by id
+sorts by creation. A block of ids is built with numpy (16 bytes each, the Arrow ``uuid`` type),
+which keeps id generation off the critical path of a million-row batch.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+
+import numpy as np
+import pyarrow as pa
+
+__all__ = ["id_array", "id_block", "id_text", "new_id", "timestamp_ms"]
+
+_MASK62 = (1 << 62) - 1
+_lock = threading.Lock()
+_last_ms = 0
+_next_low = 0
+_rand_a = 0
+
+
+def _reserve(n: int) -> tuple[int, int, int]:
+    """Milliseconds, the 12 random bits, and the first of ``n`` consecutive 62-bit counters."""
+    global _last_ms, _next_low, _rand_a
+    now = time.time_ns() // 1_000_000
+    with _lock:
+        if now > _last_ms or _next_low + n > _MASK62:
+            # A new millisecond (or an exhausted one): fresh random bits, with headroom.
+            _last_ms = max(now, _last_ms + 1) if now <= _last_ms else now
+            seed = int.from_bytes(os.urandom(10))
+            _rand_a, _next_low = seed & 0xFFF, (seed >> 12) & (_MASK62 >> 1)
+        start = _next_low
+        _next_low += n
+        return _last_ms, _rand_a, start
+
+
+def id_block(n: int) -> np.ndarray:
+    """``n`` increasing UUIDv7s as an ``(n, 16)`` array of bytes."""
+    ms, rand_a, start = _reserve(n)
+    words = np.empty((n, 2), dtype=">u8")
+    words[:, 0] = (ms << 16) | (0x7 << 12) | rand_a
+    words[:, 1] = np.uint64(0b10 << 62) | (np.uint64(start) + np.arange(n, dtype=np.uint64))
+    return words.view(np.uint8).reshape(n, 16)
+
+
+def id_array(n: int) -> pa.Array:
+    """``n`` increasing UUIDv7s as an Arrow ``uuid`` array."""
+    storage = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(16), n, [None, pa.py_buffer(id_block(n).tobytes())])
+    return pa.ExtensionArray.from_storage(pa.uuid(), storage)
+
+
+def new_id() -> str:
+    """One UUIDv7, as its canonical 36-character text.
+
+    Examples
+    --------
+    >>> a, b = new_id(), new_id()
+    >>> a < b and uuid.UUID(a).version == 7
+    True
+    """
+    return id_text(id_block(1)[0].tobytes())
+
+
+def id_text(raw: bytes) -> str:
+    return str(uuid.UUID(bytes=raw))
+
+
+def timestamp_ms(request_id: str) -> int:
+    """The Unix milliseconds a UUIDv7 was made at."""
+    return uuid.UUID(request_id).int >> 80

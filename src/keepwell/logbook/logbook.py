@@ -1,0 +1,261 @@
+"""The logbook: every prediction and every late label, durable and queryable.
+
+>>> import tempfile, pandas as pd
+>>> book = Logbook(tempfile.mkdtemp())
+>>> ids = book.append_frame("churn", 1, pd.DataFrame({"age": [31.0, 45.0]}),
+...                         pd.DataFrame({"prediction": [0, 1], "score": [0.2, 0.9]}))
+>>> book.add_feedback("churn", [1], request_ids=[ids[1]]).accepted
+1
+>>> book.predictions("churn", with_labels=True).column("label").to_pylist()
+[None, 1]
+>>> book.close()
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from keepwell.errors import ValidationError
+from keepwell.logbook.erasure import ErasureReport, Tombstones, erase_subject
+from keepwell.logbook.ids import id_text
+from keepwell.logbook.layout import LogLayout, sync_dir
+from keepwell.logbook.reader import LogReader
+from keepwell.logbook.records import (
+    Feedback,
+    Prediction,
+    feedback_batch,
+    prediction_batch,
+    to_table,
+)
+from keepwell.logbook.sealer import SealReport, seal
+from keepwell.logbook.writer import Durability, LogWriter
+from keepwell.registry.names import check_model_name
+
+__all__ = ["FeedbackResult", "Logbook", "RetentionReport"]
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    """What :meth:`Logbook.add_feedback` kept: every label, and how many match no prediction
+    yet (kept all the same, and listed by :meth:`Logbook.unmatched_feedback`)."""
+
+    accepted: int
+    unmatched: int
+
+
+@dataclass(frozen=True)
+class RetentionReport:
+    files_removed: int
+    cutoff: datetime
+
+
+class Logbook(LogReader):
+    """Append predictions and feedback; read, seal, expire and erase them.
+
+    Parameters
+    ----------
+    root:
+        The logbook folder (``log_root`` in the settings).
+    durability:
+        ``"sync"`` (default): an append returns once its records are on disk. ``"batch"``: it
+        returns once they are written, and a background thread syncs every
+        ``flush_interval_ms``; a machine crash may lose that last interval, a process crash
+        loses nothing. See :mod:`keepwell.logbook.writer`.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, durability: Durability = "sync",
+                 flush_interval_ms: float = 50.0, max_segment_bytes: int = 64 << 20,
+                 max_segment_age_s: float = 60.0, **writer_options: Any) -> None:
+        super().__init__(LogLayout(root))
+        self.root = self.layout.root
+        self._writer_options = dict(durability=durability, flush_interval_ms=flush_interval_ms,
+                                    max_segment_bytes=max_segment_bytes,
+                                    max_segment_age_s=max_segment_age_s, **writer_options)
+        self._writer: LogWriter | None = None
+
+    @property
+    def writer(self) -> LogWriter:
+        """This process's writer, created on the first append."""
+        if self._writer is None:
+            self._writer = LogWriter(self.root, **self._writer_options)
+        return self._writer
+
+    @property
+    def ready(self) -> bool:
+        """False once the writer has stopped after a failed sync."""
+        return self._writer is None or self._writer.ready
+
+    # -- predictions ----------------------------------------------------------------------
+
+    def append_frame(
+        self,
+        model: str,
+        version: int,
+        features: pd.DataFrame | pa.Table | Mapping[str, Any],
+        outputs: pd.DataFrame | pa.Table | Mapping[str, Any],
+        *,
+        arm: str = "champion",
+        ts: Any = None,
+        latency_ms: Any = None,
+        subjects: Any = None,
+        request_ids: Any = None,
+    ) -> list[str]:
+        """Log a batch of predictions of one model version; returns their request ids.
+
+        ``outputs`` has a ``prediction`` column and, for classifiers, ``score`` (binary) or
+        ``proba_<class>`` columns. ``ts`` defaults to now; ``request_ids`` to new UUIDv7s.
+        """
+        batch = self._prediction_batch(model, version, features, outputs, arm=arm, ts=ts,
+                                       latency_ms=latency_ms, subjects=subjects,
+                                       request_ids=request_ids)
+        self.writer.append("predictions", model, batch)
+        return [id_text(raw) for raw in batch.column(0).storage.to_pylist()]
+
+    def append_arrow(self, model: str, version: int, features: pa.Table, outputs: pa.Table,
+                     **options: Any) -> pa.Array:
+        """As :meth:`append_frame`, for large batches: returns the ids as an Arrow array."""
+        batch = self._prediction_batch(model, version, features, outputs, **options)
+        self.writer.append("predictions", model, batch)
+        return batch.column(0)
+
+    def _prediction_batch(self, model: str, version: int, features: Any, outputs: Any,
+                          **options: Any) -> pa.RecordBatch:
+        check_model_name(model)
+        return prediction_batch(model, version, to_table(features, "features"),
+                                to_table(outputs, "outputs"), **options)
+
+    def append(self, records: Prediction | Sequence[Prediction]) -> list[str]:
+        """Log single predictions (one or several); returns their request ids in order."""
+        items = [records] if isinstance(records, Prediction) else list(records)
+        groups: dict[tuple[str, int, str], list[Prediction]] = {}
+        for record in items:
+            groups.setdefault((record.model, record.version, record.arm), []).append(record)
+        positions: dict[int, str] = {}
+        for (model, version, arm), group in groups.items():
+            features = pa.Table.from_pylist([dict(r.features) for r in group])
+            outputs = pa.Table.from_pylist([{"prediction": r.prediction, **dict(r.scores)}
+                                            for r in group])
+            given = [r.request_id for r in group]
+            batch_ids = self.append_frame(
+                model, version, features, outputs, arm=arm,
+                ts=[r.ts or datetime.now(UTC) for r in group],
+                latency_ms=[r.latency_ms for r in group],
+                subjects=[r.subject for r in group],
+                request_ids=given if all(given) else None)
+            for record, rid in zip(group, batch_ids, strict=True):
+                positions[id(record)] = rid
+        return [positions[id(r)] for r in items]
+
+    # -- feedback -------------------------------------------------------------------------
+
+    def add_feedback(self, model: str, labels: Any, *, request_ids: Any = None,
+                     subjects: Any = None, event_ts: Any = None) -> FeedbackResult:
+        """Log labels for earlier predictions: by ``request_ids``, or by ``subjects`` and the
+        ``event_ts`` each label is about. Labels may arrive late and more than once (the latest
+        received wins); labels for unknown ids are kept and counted as unmatched."""
+        check_model_name(model)
+        if isinstance(labels, Feedback):
+            raise ValidationError("pass labels as a list; use add_feedback_records for "
+                                  "Feedback objects.")
+        batch = feedback_batch(model, labels, request_ids=request_ids, subjects=subjects,
+                               event_ts=event_ts)
+        self.writer.append("feedback", model, batch)
+        unmatched = self._count_unmatched(model, batch) if batch.num_rows else 0
+        return FeedbackResult(batch.num_rows, unmatched)
+
+    def add_feedback_records(self, records: Sequence[Feedback]) -> FeedbackResult:
+        accepted = unmatched = 0
+        for model in sorted({r.model for r in records}):
+            group = [r for r in records if r.model == model]
+            by_id = [r for r in group if r.request_id is not None]
+            by_subject = [r for r in group if r.request_id is None]
+            if by_id:
+                result = self.add_feedback(model, [r.label for r in by_id],
+                                           request_ids=[r.request_id for r in by_id])
+                accepted, unmatched = accepted + result.accepted, unmatched + result.unmatched
+            if by_subject:
+                result = self.add_feedback(model, [r.label for r in by_subject],
+                                           subjects=[r.subject for r in by_subject],
+                                           event_ts=[r.event_ts for r in by_subject])
+                accepted, unmatched = accepted + result.accepted, unmatched + result.unmatched
+        return FeedbackResult(accepted, unmatched)
+
+    def _count_unmatched(self, model: str, batch: pa.RecordBatch) -> int:
+        fresh = pa.Table.from_batches([batch])
+        with self.connect(model) as con:
+            con.register("_fresh", fresh)
+            row = con.execute("""
+                SELECT count(*) FROM _fresh f WHERE
+                  (f.request_id IS NOT NULL AND NOT EXISTS (
+                     SELECT 1 FROM predictions p WHERE p.request_id = f.request_id))
+                  OR (f.request_id IS NULL AND NOT EXISTS (
+                     SELECT 1 FROM predictions p WHERE p.subject = f.subject
+                     AND p.ts <= f.event_ts))
+            """).fetchone()
+        return int(row[0]) if row else 0
+
+    # -- housekeeping ---------------------------------------------------------------------
+
+    def seal(self) -> SealReport:
+        """Close this process's segments and turn every unheld segment into Parquet."""
+        if self._writer is not None:
+            self._writer.rotate()
+        return seal(self.layout, Tombstones(self.layout))
+
+    def apply_retention(self, max_age: timedelta, *, now: datetime | None = None
+                        ) -> RetentionReport:
+        """Delete sealed days older than ``max_age`` (whole days: a day goes once all of it
+        is older than the cutoff). Unsealed segments are sealed first."""
+        cutoff = (now or datetime.now(UTC)) - max_age
+        self.seal()
+        removed = 0
+        with self.layout.lock(exclusive=True):
+            for kind in ("predictions", "feedback"):
+                for model in self.layout.models(kind):
+                    base = self.root / "sealed" / kind / model
+                    if not base.is_dir():
+                        continue
+                    for day_dir in sorted(base.iterdir()):
+                        try:
+                            day_end = datetime.fromisoformat(day_dir.name).replace(
+                                tzinfo=UTC) + timedelta(days=1)
+                        except ValueError:
+                            continue
+                        if day_end <= cutoff:
+                            for part in day_dir.glob("*.parquet"):
+                                part.unlink()
+                                removed += 1
+                            day_dir.rmdir()
+                            sync_dir(base)
+        return RetentionReport(removed, cutoff)
+
+    def erase(self, subject: str) -> ErasureReport:
+        """Remove every prediction and label about ``subject``; see
+        :mod:`keepwell.logbook.erasure`."""
+        if not isinstance(subject, str) or not subject:
+            raise ValidationError("subject must be a non-empty string.")
+        return erase_subject(self.layout, subject)
+
+    def stats(self) -> dict[str, Any]:
+        """Row counts per kind and model, sealed and unsealed."""
+        with self.connect() as con:
+            rows = con.execute("""
+                SELECT 'predictions' AS kind, model, count(*) AS rows, min(ts) AS first,
+                       max(ts) AS last FROM predictions GROUP BY model
+                UNION ALL
+                SELECT 'feedback', model, count(*), min(received_ts), max(received_ts)
+                FROM feedback GROUP BY model ORDER BY 1, 2
+            """).fetchall()
+        return {"models": [dict(zip(("kind", "model", "rows", "first", "last"), r,
+                                    strict=True)) for r in rows]}
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()

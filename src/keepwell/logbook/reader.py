@@ -1,0 +1,245 @@
+"""Reading the logbook with DuckDB: sealed Parquet and unsealed segments as one table.
+
+Every query runs on a snapshot taken under the logbook's shared lock (see
+:mod:`keepwell.logbook.layout`), so a record is seen exactly once even while segments are
+being sealed. Inside a query, three views exist:
+
+``predictions``
+    every prediction: request id, time, model, version, arm, latency, subject, outputs,
+    features;
+``feedback``
+    every label received, including repeats and labels for unknown ids;
+``labels``
+    one label per prediction — the *latest received* wins when a label comes twice. Labels
+    given by subject and time go to that subject's latest prediction at or before the time.
+
+:meth:`LogReader.query` runs any SQL over them; the other methods are the common questions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from keepwell.errors import ValidationError
+from keepwell.logbook.erasure import Tombstones
+from keepwell.logbook.layout import LogLayout
+from keepwell.logbook.segments import read_segment
+
+__all__ = ["LogReader", "Window"]
+
+_LABELS_SQL = """
+CREATE TEMP VIEW labels AS
+WITH direct AS (
+    SELECT request_id, label, received_ts, feedback_id FROM feedback
+    WHERE request_id IS NOT NULL
+), by_subject AS (
+    SELECT p.request_id, f.label, f.received_ts, f.feedback_id
+    FROM (SELECT * FROM feedback WHERE request_id IS NULL AND subject IS NOT NULL) f
+    ASOF JOIN (SELECT request_id, subject, ts FROM predictions WHERE subject IS NOT NULL) p
+    ON f.subject = p.subject AND f.event_ts >= p.ts
+)
+SELECT request_id,
+       arg_max(label, (received_ts, feedback_id)) AS label,
+       max(received_ts) AS label_ts,
+       count(*) AS label_count
+FROM (SELECT * FROM direct UNION ALL SELECT * FROM by_subject)
+GROUP BY request_id
+"""
+
+
+@dataclass(frozen=True)
+class Window:
+    """A slice of the log: ``[start, end)`` in time, with its rows."""
+
+    start: datetime
+    end: datetime
+    table: pa.Table
+
+
+# SQL here is built only from constant fragments, quoted file paths and checked column names;
+# every value is passed as a parameter (hence the S608 waivers below).
+def _quote(path: str) -> str:
+    return "'" + path.replace("'", "''") + "'"
+
+
+class LogReader:
+    """Queries over one logbook folder."""
+
+    def __init__(self, layout: LogLayout) -> None:
+        self.layout = layout
+
+    @contextlib.contextmanager
+    def connect(self, model: str | None = None, start: datetime | None = None,
+                end: datetime | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A DuckDB connection with the ``predictions``, ``feedback`` and ``labels`` views.
+
+        ``model``, ``start`` and ``end`` prune which day partitions of predictions are read;
+        feedback is read whole (labels may arrive any day).
+        """
+        con = duckdb.connect()
+        try:
+            with self.layout.lock(exclusive=False):
+                tombstones = Tombstones(self.layout)
+                first = start.date() if start else None
+                last = end.date() if end else None
+                self._view(con, "predictions", model, first, last, tombstones)
+                self._view(con, "feedback", model, None, None, tombstones)
+                con.execute(_LABELS_SQL)
+                yield con
+        finally:
+            con.close()
+
+    def _view(self, con: duckdb.DuckDBPyConnection, kind: str, model: str | None,
+              first: date | None, last: date | None, tombstones: Tombstones) -> None:
+        snapshot = self.layout.snapshot(kind, model, first, last)
+        parts = []
+        if snapshot.parquet:
+            files = ", ".join(_quote(str(p)) for p in snapshot.parquet)
+            parts.append(f"SELECT * FROM read_parquet([{files}], union_by_name = true)")  # noqa: S608
+        tables = []
+        for path in snapshot.segments:
+            batches = read_segment(path).batches
+            if batches:
+                tables.append(pa.Table.from_batches(batches))
+        if tables:
+            unsealed = tombstones.drop_erased(
+                kind, pa.concat_tables(tables, promote_options="permissive"))
+            con.register(f"_unsealed_{kind}", unsealed)
+            parts.append(f"SELECT * FROM _unsealed_{kind}")  # noqa: S608
+        if not parts:
+            parts.append(_EMPTY[kind])
+        con.execute(f"CREATE TEMP VIEW {kind} AS " + " UNION ALL BY NAME ".join(parts))
+
+    # -- common questions -----------------------------------------------------------------
+
+    def predictions(self, model: str, *, start: datetime | None = None,
+                    end: datetime | None = None, last: int | None = None,
+                    version: int | None = None, arm: str | None = None,
+                    columns: Sequence[str] | None = None, with_labels: bool = False) -> pa.Table:
+        """Predictions of ``model`` in ``[start, end)``, or the ``last`` N, oldest first."""
+        where, params = self._filters(model, start, end, version, arm)
+        selected = "*" if not columns else ", ".join(f'p."{c}"' for c in
+                                                      _checked_columns(columns))
+        if with_labels:
+            source = ("predictions p LEFT JOIN labels l USING (request_id)")
+            selected = (selected if columns else "p.*") + ", l.label, l.label_ts"
+        else:
+            source = "predictions p"
+        sql = f"SELECT {selected} FROM {source} WHERE {where}"  # noqa: S608
+        if last is not None:
+            if last < 0:
+                raise ValidationError("last must be a non-negative number of records.")
+            sql = f"SELECT * FROM ({sql} ORDER BY p.ts DESC, p.request_id DESC LIMIT {int(last)})"  # noqa: S608
+            sql += " ORDER BY ts, request_id"
+        else:
+            sql += " ORDER BY p.ts, p.request_id"
+        with self.connect(model, start, end) as con:
+            return _arrow(con, sql, params)
+
+    def feedback(self, model: str | None = None) -> pa.Table:
+        """Every label received (``model`` filter optional), in the order received."""
+        sql = "SELECT * FROM feedback"
+        params: list[Any] = []
+        if model is not None:
+            sql += " WHERE model = ?"
+            params.append(model)
+        with self.connect(model) as con:
+            return _arrow(con, sql + " ORDER BY received_ts, feedback_id", params)
+
+    def unmatched_feedback(self, model: str | None = None) -> pa.Table:
+        """Labels that match no logged prediction (an unknown id, or a subject never seen)."""
+        sql = """
+            SELECT f.* FROM feedback f
+            WHERE NOT EXISTS (SELECT 1 FROM predictions p WHERE p.request_id = f.request_id)
+              AND (f.request_id IS NOT NULL OR NOT EXISTS (
+                   SELECT 1 FROM predictions p WHERE p.subject = f.subject
+                   AND p.ts <= f.event_ts))
+        """
+        params: list[Any] = []
+        if model is not None:
+            sql += " AND f.model = ?"
+            params.append(model)
+        with self.connect(model) as con:
+            return _arrow(con, sql + " ORDER BY f.received_ts", params)
+
+    def query(self, sql: str, params: Sequence[Any] = (), *, model: str | None = None) -> pa.Table:
+        """Any SQL over the ``predictions``, ``feedback`` and ``labels`` views."""
+        with self.connect(model) as con:
+            return _arrow(con, sql, list(params))
+
+    def windows(self, model: str, *, every: timedelta | None = None, size: int | None = None,
+                start: datetime | None = None, end: datetime | None = None,
+                with_labels: bool = False) -> Iterator[Window]:
+        """Consecutive windows of predictions: by time (``every``) or by count (``size``)."""
+        if (every is None) == (size is None):
+            raise ValidationError("give exactly one of every= (a timedelta) or size= (a count).")
+        table = self.predictions(model, start=start, end=end, with_labels=with_labels)
+        if table.num_rows == 0:
+            return
+        times = table["ts"].to_pylist()
+        if size is not None:
+            if size < 1:
+                raise ValidationError("size must be at least 1.")
+            for lo in range(0, table.num_rows, size):
+                chunk = table.slice(lo, size)
+                yield Window(times[lo], times[min(lo + size, table.num_rows) - 1], chunk)
+            return
+        assert every is not None
+        if every <= timedelta(0):
+            raise ValidationError("every must be a positive duration.")
+        origin = start or times[0]
+        lo = 0
+        window_start = origin
+        while lo < table.num_rows:
+            window_end = window_start + every
+            hi = lo
+            while hi < table.num_rows and times[hi] < window_end:
+                hi += 1
+            if hi > lo:
+                yield Window(window_start, window_end, table.slice(lo, hi - lo))
+            lo = hi
+            window_start = window_end
+
+    @staticmethod
+    def _filters(model: str, start: datetime | None, end: datetime | None, version: int | None,
+                 arm: str | None) -> tuple[str, list[Any]]:
+        clauses: list[str] = ["p.model = ?"]
+        params: list[Any] = [model]
+        for clause, value in (("p.ts >= ?", start), ("p.ts < ?", end),
+                              ("p.version = ?", version), ("p.arm = ?", arm)):
+            if value is not None:
+                if isinstance(value, datetime) and value.tzinfo is None:
+                    raise ValidationError("start and end must be timezone-aware datetimes.")
+                clauses.append(clause)
+                params.append(value)
+        return " AND ".join(clauses), params
+
+
+def _arrow(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> pa.Table:
+    """The query's result as an Arrow table, without DB-API's extra copy."""
+    return con.sql(sql, params=list(params)).to_arrow_table()
+
+
+def _checked_columns(columns: Sequence[str]) -> list[str]:
+    for column in columns:
+        if '"' in column or not column.isprintable():
+            raise ValidationError(f"column name {column!r} is not valid.")
+    return list(columns)
+
+
+_EMPTY = {
+    "predictions": "SELECT NULL::UUID AS request_id, NULL::TIMESTAMPTZ AS ts, "
+                   "NULL::VARCHAR AS model, NULL::INTEGER AS version, NULL::VARCHAR AS arm, "
+                   "NULL::DOUBLE AS latency_ms, NULL::VARCHAR AS subject, "
+                   "NULL::VARCHAR AS prediction WHERE false",
+    "feedback": "SELECT NULL::UUID AS feedback_id, NULL::TIMESTAMPTZ AS received_ts, "
+                "NULL::VARCHAR AS model, NULL::UUID AS request_id, NULL::VARCHAR AS subject, "
+                "NULL::TIMESTAMPTZ AS event_ts, NULL::VARCHAR AS label WHERE false",
+}
