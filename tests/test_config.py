@@ -14,6 +14,7 @@ from keepwell.config import (
     CONFIG_FILENAME,
     DEFAULT_TRUSTED_TYPES,
     ENVIRONMENT_VARIABLES,
+    LogbookSettings,
     RegistrySettings,
     Settings,
     config_template,
@@ -21,7 +22,8 @@ from keepwell.config import (
 )
 from keepwell.errors import ConfigurationError
 
-TOP_LEVEL_KEYS = {"workspace", "database_url", "artifact_root", "log_root", "actor", "registry"}
+TOP_LEVEL_KEYS = {"workspace", "database_url", "artifact_root", "log_root", "actor", "registry",
+                  "logbook"}
 
 
 def write_config(folder: Path, text: str, name: str = CONFIG_FILENAME) -> Path:
@@ -311,6 +313,7 @@ def test_template_is_yaml_that_load_settings_accepts(tmp_path: Path) -> None:
     assert isinstance(data, dict)
     assert set(data) <= TOP_LEVEL_KEYS
     assert set(data["registry"]) <= set(RegistrySettings.model_fields)
+    assert set(data["logbook"]) <= set(LogbookSettings.model_fields)
     path = write_config(tmp_path / "project", text)
     s = load_settings(environ={}, cwd=tmp_path)  # no keepwell.yaml in cwd itself
     assert s.config_file is None
@@ -318,6 +321,7 @@ def test_template_is_yaml_that_load_settings_accepts(tmp_path: Path) -> None:
     assert s.config_file == path.resolve()
     assert s.workspace == path.parent.resolve() / ".keepwell"
     assert s.registry == RegistrySettings()  # the template spells out the defaults
+    assert s.logbook == LogbookSettings()
 
 
 def test_template_commented_settings_are_valid_keys_and_load(tmp_path: Path) -> None:
@@ -334,11 +338,15 @@ def test_template_commented_settings_are_valid_keys_and_load(tmp_path: Path) -> 
     assert s.log_root == tmp_path.resolve() / ".keepwell" / "logbook"
 
 
-def test_template_nested_keys_are_registry_settings() -> None:
+def test_template_nested_keys_are_the_sections_settings() -> None:
     text = config_template()
-    registry_block = text.split("\nregistry:\n", 1)[1]
+    registry_block = text.split("\nregistry:\n", 1)[1].split("\nlogbook:\n", 1)[0]
     nested = set(re.findall(r"^  ([a-z_]+):", registry_block, flags=re.MULTILINE))
     assert nested == set(RegistrySettings.model_fields)
+    logbook_block = text.split("\nlogbook:\n", 1)[1]
+    nested = set(re.findall(r"^  (?:# )?([a-z_]+): \S+(?:\s+#.*)?$", logbook_block,
+                            flags=re.MULTILINE))
+    assert nested == set(LogbookSettings.model_fields)
 
 
 def test_template_lists_every_default_trusted_type() -> None:
@@ -350,8 +358,8 @@ def test_template_lists_every_default_trusted_type() -> None:
 
 def test_every_file_setting_has_the_variable_the_template_promises() -> None:
     # The template says "a KEEPWELL_* environment variable of the same name (upper case) wins".
-    assert "KEEPWELL_* environment variable of the" in config_template()
-    for key in TOP_LEVEL_KEYS - {"registry"}:
+    assert "environment variable of the same name" in " ".join(config_template().split())
+    for key in TOP_LEVEL_KEYS - {"registry", "logbook"}:  # sections are file-only
         assert f"KEEPWELL_{key.upper()}" in ENVIRONMENT_VARIABLES
 
 

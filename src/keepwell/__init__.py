@@ -24,6 +24,9 @@ from keepwell.errors import (
     InvalidNameError,
     InvalidStateError,
     KeepwellError,
+    LogbookError,
+    LogbookFullError,
+    LogbookUnavailableError,
     ModelNotFoundError,
     NotFoundError,
     SchemaError,
@@ -31,6 +34,7 @@ from keepwell.errors import (
     ValidationError,
     VersionNotFoundError,
 )
+from keepwell.logbook import Feedback, Logbook, Prediction
 from keepwell.registry import (
     AliasMove,
     ModelInfo,
@@ -39,7 +43,7 @@ from keepwell.registry import (
     Registry,
     Signature,
 )
-from keepwell.workspace import Workspace, connect, register
+from keepwell.workspace import SubjectErasure, Workspace, connect, register
 
 __version__ = "0.1.0.dev0"
 
@@ -57,18 +61,25 @@ __all__ = [
     "AuditLog",
     "ConfigurationError",
     "ConflictError",
+    "Feedback",
     "InvalidNameError",
     "InvalidStateError",
     "KeepwellError",
+    "Logbook",
+    "LogbookError",
+    "LogbookFullError",
+    "LogbookUnavailableError",
     "ModelInfo",
     "ModelNotFoundError",
     "ModelVersion",
     "NotFoundError",
+    "Prediction",
     "ReferenceProfile",
     "Registry",
     "SchemaError",
     "Settings",
     "Signature",
+    "SubjectErasure",
     "UnsafeArtifactError",
     "ValidationError",
     "VerifyResult",

@@ -25,7 +25,7 @@ import getpass
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -37,6 +37,7 @@ __all__ = [
     "CONFIG_FILENAME",
     "DEFAULT_TRUSTED_TYPES",
     "ENVIRONMENT_VARIABLES",
+    "LogbookSettings",
     "RegistrySettings",
     "Settings",
     "config_template",
@@ -92,6 +93,18 @@ class RegistrySettings(BaseModel):
         return tuple(value) if isinstance(value, list) else value
 
 
+class LogbookSettings(BaseModel):
+    """How predictions and feedback are logged."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    durability: Literal["sync", "batch"] = "sync"
+    flush_interval_ms: float = Field(default=50.0, gt=0, le=60_000)
+    max_segment_mb: int = Field(default=64, ge=1, le=4096)
+    max_segment_age_s: float = Field(default=60.0, gt=0)
+    retention_days: int | None = Field(default=None, ge=1)
+
+
 class Settings(BaseModel):
     """Every setting keepwell reads, resolved to absolute paths."""
 
@@ -103,6 +116,7 @@ class Settings(BaseModel):
     log_root: Path
     actor: str
     registry: RegistrySettings = RegistrySettings()
+    logbook: LogbookSettings = LogbookSettings()
     config_file: Path | None = None
 
     @classmethod
@@ -176,8 +190,9 @@ def load_settings(
         "actor": setting("actor", "KEEPWELL_ACTOR") or _default_actor(),
         "config_file": path,
     }
-    if "registry" in raw:
-        values["registry"] = raw["registry"]
+    for section in ("registry", "logbook"):
+        if section in raw:
+            values[section] = raw[section]
     try:
         return Settings(**values)
     except PydanticValidationError as exc:
@@ -206,7 +221,7 @@ def _config_path(
 
 
 _TOP_LEVEL_KEYS = frozenset({"workspace", "database_url", "artifact_root", "log_root", "actor",
-                             "registry"})
+                             "registry", "logbook"})
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -242,8 +257,9 @@ def config_template() -> str:
     """The commented ``keepwell.yaml`` that ``keepwell init`` writes."""
     trusted = "\n".join(f"    - {name}" for name in DEFAULT_TRUSTED_TYPES)
     return f"""\
-# keepwell configuration. Every setting is optional; a KEEPWELL_* environment variable of the
-# same name (upper case) wins over this file. Relative paths are relative to this file.
+# keepwell configuration. Every setting is optional; for the top-level ones, a KEEPWELL_*
+# environment variable of the same name (upper case) wins over this file. Relative paths are
+# relative to this file.
 
 # Folder holding the default SQLite database, artifact store and logbook.
 workspace: .keepwell
@@ -272,4 +288,14 @@ registry:
   profile_bins: 10          # quantile bins per numeric feature (PSI and histograms)
   profile_quantiles: 101    # points of the stored quantile function (KS, Wasserstein)
   profile_max_categories: 1000
+
+logbook:
+  # sync: a prediction is acknowledged only once it is on disk (fsync, group-committed).
+  # batch: acknowledged once written; synced every flush_interval_ms. A process crash loses
+  # nothing; a machine crash or power cut may lose the last flush_interval_ms of records.
+  durability: sync
+  flush_interval_ms: 50
+  max_segment_mb: 64        # a segment is closed (and can be sealed to Parquet) past this size
+  max_segment_age_s: 60     # ... or this age
+  # retention_days: 90      # `keepwell log retain` deletes sealed days older than this
 """

@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
-from keepwell.audit import AuditLog
+from keepwell.audit import AuditLog, record_event
 from keepwell.config import Settings, load_settings
+from keepwell.logbook.erasure import ErasureReport, subject_hash
+from keepwell.logbook.logbook import Logbook
 from keepwell.registry.registry import Registry
 from keepwell.store.artifacts import LocalArtifactStore
 from keepwell.store.db import Database
 
-__all__ = ["Workspace", "connect", "register"]
+__all__ = ["SubjectErasure", "Workspace", "connect", "register"]
+
+
+@dataclass(frozen=True)
+class SubjectErasure:
+    """What :meth:`Workspace.erase` did: the logbook's report and the versions whose training
+    data held the subject."""
+
+    logbook: ErasureReport
+    trained_versions: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**{k: v for k, v in self.logbook.__dict__.items() if k != "request_ids"},
+                "trained_versions": list(self.trained_versions)}
 
 
 class Workspace:
@@ -29,12 +45,37 @@ class Workspace:
         self.artifacts = LocalArtifactStore(settings.artifact_root)
         self.registry = Registry(self.db, self.artifacts, settings.registry, self.actor)
         self.audit = AuditLog(self.db)
+        log = settings.logbook
+        self.logbook = Logbook(settings.log_root, durability=log.durability,
+                               flush_interval_ms=log.flush_interval_ms,
+                               max_segment_bytes=log.max_segment_mb << 20,
+                               max_segment_age_s=log.max_segment_age_s)
 
     def register(self, name: str, model: Any, X: Any, y: Any = None, **kwargs: Any) -> Any:
         """Shortcut for :meth:`keepwell.registry.Registry.register`."""
         return self.registry.register(name, model, X, y, **kwargs)
 
+    def erase(self, subject: str, *, reason: str = "",
+              request_id: str | None = None) -> SubjectErasure:
+        """Erase a subject (a right-to-erasure request): every prediction and label about it
+        leaves the logbook, one audit event records it (by the subject's sha256, never in
+        clear), and the versions trained on data that held the subject are listed, for the
+        operator to decide on retraining."""
+        report = self.logbook.erase(subject)
+        trained = [v.ref for v in self.registry.versions_trained_on(subject)]
+        with self.db.write() as conn:
+            record_event(conn, actor=self.actor, action="subject.erase",
+                         target=f"subject:{subject_hash(subject)[:16]}", before=None,
+                         after={"subject_sha256": report.subject_sha256,
+                                "predictions": report.predictions,
+                                "feedback": report.feedback,
+                                "files_rewritten": report.files_rewritten,
+                                "trained_versions": trained},
+                         reason=reason, request_id=request_id)
+        return SubjectErasure(report, tuple(trained))
+
     def close(self) -> None:
+        self.logbook.close()
         self.db.dispose()
 
     def __enter__(self) -> Workspace:

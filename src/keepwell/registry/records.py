@@ -70,6 +70,7 @@ class ModelVersion:
     created_at: datetime
     created_by: str
     aliases: tuple[str, ...] = ()
+    subjects_sha256: str | None = None
 
     @property
     def ref(self) -> str:

@@ -42,6 +42,7 @@ from keepwell.registry.names import CHAMPION, ModelRef, check_alias, check_model
 from keepwell.registry.profile import ReferenceProfile
 from keepwell.registry.records import AliasMove, ModelInfo, ModelVersion
 from keepwell.registry.signature import Signature, Task
+from keepwell.registry.subjects import SubjectSet
 from keepwell.store.artifacts import ArtifactStore
 from keepwell.store.db import Database
 from keepwell.store.tables import alias_history, aliases, model_versions, models
@@ -133,6 +134,7 @@ class Registry:
         description: str | None = None,
         tags: Mapping[str, str] | None = None,
         sensitive_features: Sequence[str] = (),
+        subjects: Sequence[Any] | pd.Series | None = None,
         flavor: str = "skops",
         trust_pickle: bool | str = False,
         alias: str | None = None,
@@ -148,6 +150,10 @@ class Registry:
         ``trust_pickle`` opts this model into code-executing formats: ``True`` for an
         in-memory model stored with ``flavor='pickle'`` or ``'joblib'``, or, for a pickle or
         joblib *file*, the file's sha256, which must match before it is ever unpickled.
+
+        ``subjects`` gives, per training row, the key of the person or entity the row is about;
+        their hashes are kept so that an erasure request can tell which versions were trained
+        on a subject (:meth:`versions_trained_on`).
 
         Raises
         ------
@@ -180,8 +186,17 @@ class Registry:
             measured = holdout_metrics(model, X_hold, y_hold_series, signature.task)
         measured.update({k: float(v) for k, v in (metrics or {}).items()})
 
+        subject_set = None
+        if subjects is not None:
+            if len(subjects) != len(X):
+                raise ValidationError(f"subjects has {len(subjects)} keys and X has {len(X)} "
+                                      "rows; pass one key per training row.")
+            subject_set = SubjectSet.from_keys(subjects)
+
         model_ref = self.artifacts.put_bytes(artifact)
         profile_ref = self.artifacts.put_bytes(profile.to_bytes())
+        subjects_ref = self.artifacts.put_bytes(subject_set.to_bytes()) \
+            if subject_set is not None else None
         params = model_params(model)
         modules = {type(model).__module__.split(".")[0]}
         now = _now()
@@ -211,7 +226,9 @@ class Registry:
             values = {
                 "model_id": model_id, "version": version, "status": "ready", "flavor": flavor,
                 "artifact_sha256": model_ref.sha256, "artifact_size": model_ref.size,
-                "profile_sha256": profile_ref.sha256, "signature": signature.to_dict(),
+                "profile_sha256": profile_ref.sha256,
+                "subjects_sha256": subjects_ref.sha256 if subjects_ref is not None else None,
+                "signature": signature.to_dict(),
                 "params": params, "metrics": measured, "tags": dict(tags or {}),
                 "data_fingerprint": data_fingerprint(X, y_series), "parent_version": parent,
                 "libraries": library_versions(modules), "reason": reason, "created_at": now,
@@ -359,6 +376,7 @@ class Registry:
             libraries=row.libraries, reason=row.reason, created_at=row.created_at,
             created_by=row.created_by,
             aliases=tuple(a for a, v in alias_map.items() if v == row.version),
+            subjects_sha256=row.subjects_sha256,
         )
 
     def get_version(self, ref: str | ModelRef) -> ModelVersion:
@@ -542,6 +560,21 @@ class Registry:
                     f"alias explicitly with `keepwell alias set {name} {alias} VERSION`.")
             return self._move_alias(conn, model_row.id, name, alias, stack[-1], current,
                                     "rollback", reason, request_id)
+
+    def versions_trained_on(self, subject: str) -> list[ModelVersion]:
+        """Versions whose training data held ``subject`` (among those registered with
+        ``subjects``), oldest first. Deleted versions are included: their lineage remains."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(models.c.name, model_versions)
+                .join(models, models.c.id == model_versions.c.model_id)
+                .where(model_versions.c.subjects_sha256.is_not(None))
+                .order_by(models.c.name, model_versions.c.version)).all()
+        found = []
+        for row in rows:
+            if subject in SubjectSet.from_bytes(self.artifacts.get_bytes(row.subjects_sha256)):
+                found.append(self.get_version(f"{row.name}@{row.version}"))
+        return found
 
     # -- lifecycle ------------------------------------------------------------------------
 

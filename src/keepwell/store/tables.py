@@ -113,6 +113,7 @@ model_versions = Table(
     Column("artifact_sha256", String(64), nullable=False),
     Column("artifact_size", Integer, nullable=False),
     Column("profile_sha256", String(64), nullable=False),
+    Column("subjects_sha256", String(64), nullable=True),
     Column("signature", JSONText, nullable=False),
     Column("params", JSONText, nullable=False),
     Column("metrics", JSONText, nullable=False),
