@@ -21,10 +21,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from keepwell.errors import ValidationError
@@ -181,31 +182,31 @@ class LogReader:
         if (every is None) == (size is None):
             raise ValidationError("give exactly one of every= (a timedelta) or size= (a count).")
         table = self.predictions(model, start=start, end=end, with_labels=with_labels)
-        if table.num_rows == 0:
+        n = table.num_rows
+        if n == 0:
             return
         times = table["ts"].to_pylist()
         if size is not None:
             if size < 1:
                 raise ValidationError("size must be at least 1.")
-            for lo in range(0, table.num_rows, size):
-                chunk = table.slice(lo, size)
-                yield Window(times[lo], times[min(lo + size, table.num_rows) - 1], chunk)
+            for lo in range(0, n, size):
+                yield Window(times[lo], times[min(lo + size, n) - 1], table.slice(lo, size))
             return
         assert every is not None
         if every <= timedelta(0):
             raise ValidationError("every must be a positive duration.")
+        # Rows are sorted by time: each window's end is a binary search, not a scan.
+        stamps = table["ts"].to_numpy()
         origin = start or times[0]
-        lo = 0
-        window_start = origin
-        while lo < table.num_rows:
-            window_end = window_start + every
-            hi = lo
-            while hi < table.num_rows and times[hi] < window_end:
-                hi += 1
+        step = np.timedelta64(int(every / timedelta(microseconds=1)), "us")
+        first = np.datetime64(origin.astimezone(UTC).replace(tzinfo=None), "us")
+        count = int((stamps[-1] - first) // step) + 1
+        bounds = np.searchsorted(stamps, first + step * np.arange(count + 1), side="left")
+        for k in range(count):
+            lo, hi = int(bounds[k]), int(bounds[k + 1])
             if hi > lo:
-                yield Window(window_start, window_end, table.slice(lo, hi - lo))
-            lo = hi
-            window_start = window_end
+                yield Window(origin + every * k, origin + every * (k + 1),
+                             table.slice(lo, hi - lo))
 
     @staticmethod
     def _filters(model: str, start: datetime | None, end: datetime | None, version: int | None,
