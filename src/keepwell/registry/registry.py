@@ -14,53 +14,35 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from keepwell.audit import record_event
-from keepwell.config import RegistrySettings
 from keepwell.errors import (
     AliasConflictError,
-    AliasNotFoundError,
-    InvalidStateError,
-    ModelNotFoundError,
     UnsafeArtifactError,
     ValidationError,
-    VersionNotFoundError,
 )
+from keepwell.registry.aliases import ANY, AliasOperations
+from keepwell.registry.base import utc_now
 from keepwell.registry.evaluation import holdout_metrics, model_outputs
 from keepwell.registry.flavors import detect_flavor, get_flavor
+from keepwell.registry.lifecycle import LifecycleOperations
 from keepwell.registry.lineage import data_fingerprint, library_versions
-from keepwell.registry.names import CHAMPION, ModelRef, check_alias, check_model_name, parse_ref
+from keepwell.registry.names import check_alias, check_model_name
 from keepwell.registry.profile import ReferenceProfile
-from keepwell.registry.records import AliasMove, ModelInfo, ModelVersion
+from keepwell.registry.records import ModelVersion
 from keepwell.registry.signature import Signature, Task
 from keepwell.registry.subjects import SubjectSet
-from keepwell.store.artifacts import ArtifactStore
-from keepwell.store.db import Database
-from keepwell.store.tables import alias_history, aliases, model_versions, models
+from keepwell.store.tables import model_versions, models
 
-__all__ = ["ANY", "Registry"]
-
-
-class _Any:
-    def __repr__(self) -> str:
-        return "ANY"
-
-
-ANY: Any = _Any()
-"""``expected_version`` default of :meth:`Registry.set_alias`: move whatever the alias holds."""
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+__all__ = ["ANY", "Registry", "model_params"]
 
 
 def _scalar(value: Any) -> Any:
@@ -96,8 +78,7 @@ def model_params(model: Any) -> dict[str, Any]:
             params[name] = scalar
     return params
 
-
-class Registry:
+class Registry(AliasOperations, LifecycleOperations):
     """Register, find, alias, roll back and load model versions.
 
     Parameters
@@ -109,13 +90,6 @@ class Registry:
     actor:
         Who is acting; recorded with every change.
     """
-
-    def __init__(self, db: Database, artifacts: ArtifactStore, settings: RegistrySettings,
-                 actor: str) -> None:
-        self.db = db
-        self.artifacts = artifacts
-        self.settings = settings
-        self.actor = actor
 
     # -- registering ----------------------------------------------------------------------
 
@@ -199,7 +173,7 @@ class Registry:
             if subject_set is not None else None
         params = model_params(model)
         modules = {type(model).__module__.split(".")[0]}
-        now = _now()
+        now = utc_now()
         with self.db.write() as conn:
             model_row = conn.execute(select(models).where(models.c.name == name)).one_or_none()
             created = model_row is None
@@ -328,239 +302,6 @@ class Registry:
             if classes is not None else None
         return Signature.from_frame(X, y, task=task, classes=plain)
 
-    # -- reading --------------------------------------------------------------------------
-
-    def _model_row(self, conn: Connection, name: str) -> Row[Any]:
-        row = conn.execute(select(models).where(models.c.name == name)).one_or_none()
-        if row is None:
-            raise ModelNotFoundError(f"no model named {name!r}; `keepwell models list` shows "
-                                     "the registered ones.")
-        return row
-
-    def _version_row(self, conn: Connection, model_id: int, name: str,
-                     version: int) -> Row[Any]:
-        row = conn.execute(select(model_versions).where(
-            model_versions.c.model_id == model_id,
-            model_versions.c.version == version)).one_or_none()
-        if row is None:
-            raise VersionNotFoundError(f"model {name!r} has no version {version}; "
-                                       f"`keepwell versions list {name}` shows them.")
-        return row
-
-    def _aliases_of(self, conn: Connection, model_id: int) -> dict[str, int]:
-        rows = conn.execute(select(aliases.c.alias, aliases.c.version)
-                            .where(aliases.c.model_id == model_id).order_by(aliases.c.alias))
-        return {r.alias: r.version for r in rows}
-
-    def _resolve(self, conn: Connection, ref: str | ModelRef) -> tuple[Row[Any], Row[Any]]:
-        parsed = parse_ref(ref) if isinstance(ref, str) else ref
-        model_row = self._model_row(conn, parsed.name)
-        version = parsed.version
-        if version is None:
-            assert parsed.alias is not None
-            version = self._aliases_of(conn, model_row.id).get(parsed.alias)
-            if version is None:
-                raise AliasNotFoundError(
-                    f"model {parsed.name!r} has no alias {parsed.alias!r}; set it with "
-                    f"`keepwell alias set {parsed.name} {parsed.alias} VERSION`.")
-        return model_row, self._version_row(conn, model_row.id, parsed.name, version)
-
-    def _to_version(self, name: str, row: Row[Any], alias_map: Mapping[str, int]
-                    ) -> ModelVersion:
-        return ModelVersion(
-            model=name, version=row.version, status=row.status, flavor=row.flavor,
-            artifact_sha256=row.artifact_sha256, artifact_size=row.artifact_size,
-            profile_sha256=row.profile_sha256, signature=Signature.from_dict(row.signature),
-            params=row.params, metrics=row.metrics, tags=row.tags,
-            data_fingerprint=row.data_fingerprint, parent_version=row.parent_version,
-            libraries=row.libraries, reason=row.reason, created_at=row.created_at,
-            created_by=row.created_by,
-            aliases=tuple(a for a, v in alias_map.items() if v == row.version),
-            subjects_sha256=row.subjects_sha256,
-        )
-
-    def get_version(self, ref: str | ModelRef) -> ModelVersion:
-        """A version by ``name``, ``name@alias`` or ``name@number`` (``name`` = champion)."""
-        with self.db.read() as conn:
-            model_row, row = self._resolve(conn, ref)
-            return self._to_version(model_row.name, row, self._aliases_of(conn, model_row.id))
-
-    def list_versions(self, name: str, *, include_deleted: bool = False) -> list[ModelVersion]:
-        with self.db.read() as conn:
-            model_row = self._model_row(conn, name)
-            alias_map = self._aliases_of(conn, model_row.id)
-            query = select(model_versions).where(model_versions.c.model_id == model_row.id)
-            if not include_deleted:
-                query = query.where(model_versions.c.status != "deleted")
-            rows = conn.execute(query.order_by(model_versions.c.version))
-            return [self._to_version(name, r, alias_map) for r in rows]
-
-    def get_model(self, name: str) -> ModelInfo:
-        with self.db.read() as conn:
-            return self._to_model(conn, self._model_row(conn, name))
-
-    def list_models(self) -> list[ModelInfo]:
-        with self.db.read() as conn:
-            rows = conn.execute(select(models).order_by(models.c.name)).all()
-            return [self._to_model(conn, r) for r in rows]
-
-    def _to_model(self, conn: Connection, row: Row[Any]) -> ModelInfo:
-        latest = conn.execute(select(func.max(model_versions.c.version))
-                              .where(model_versions.c.model_id == row.id)).scalar()
-        return ModelInfo(name=row.name, task=row.task, description=row.description,
-                         target=row.target, sensitive_features=tuple(row.sensitive_features),
-                         allow_unsafe_formats=row.allow_unsafe_formats,
-                         created_at=row.created_at, created_by=row.created_by,
-                         latest_version=latest, aliases=self._aliases_of(conn, row.id))
-
-    def load_model(self, ref: str | ModelRef, *, allow_archived: bool = False) -> Any:
-        """The model object of a version, after verifying its sha256.
-
-        Raises
-        ------
-        ArtifactIntegrityError
-            The stored file changed since registration.
-        UnsafeArtifactError
-            A pickle or joblib version of a model not opted in to unsafe formats.
-        InvalidStateError
-            The version is deleted (or archived, unless ``allow_archived``).
-        """
-        with self.db.read() as conn:
-            model_row, row = self._resolve(conn, ref)
-        self._check_loadable(model_row.name, row, allow_archived)
-        flavor = get_flavor(row.flavor)
-        if flavor.executes_code and not model_row.allow_unsafe_formats:
-            raise UnsafeArtifactError(
-                f"{model_row.name}@{row.version} is stored as {row.flavor}, and model "
-                f"{model_row.name!r} is not allowed to load code-executing formats. An operator "
-                "can allow it with `Registry.configure_model(..., allow_unsafe_formats=True)`.")
-        data = self.artifacts.get_bytes(row.artifact_sha256)  # verifies the pinned sha256
-        return flavor.load(data, trusted_types=self.settings.trusted_types)
-
-    def load_profile(self, ref: str | ModelRef) -> ReferenceProfile:
-        """The version's reference profile, verified against its sha256."""
-        with self.db.read() as conn:
-            _, row = self._resolve(conn, ref)
-        return ReferenceProfile.from_bytes(self.artifacts.get_bytes(row.profile_sha256))
-
-    @staticmethod
-    def _check_loadable(name: str, row: Row[Any], allow_archived: bool) -> None:
-        if row.status == "deleted" or (row.status == "archived" and not allow_archived):
-            raise InvalidStateError(f"{name}@{row.version} is {row.status} and cannot be "
-                                    "loaded or served.")
-
-    # -- aliases --------------------------------------------------------------------------
-
-    def set_alias(self, name: str, alias: str, version: int, *, expected_version: Any = ANY,
-                  reason: str = "", request_id: str | None = None) -> AliasMove:
-        """Point ``alias`` at ``version``.
-
-        With ``expected_version`` (a version number, or ``None`` for "not set"), the move
-        happens only if the alias still points there, like HTTP ``If-Match``; otherwise
-        :class:`AliasConflictError`. Moving an alias to where it already points changes
-        nothing and records nothing.
-        """
-        check_alias(alias)
-        with self.db.write() as conn:
-            model_row = self._model_row(conn, name)
-            return self._move_alias(conn, model_row.id, name, alias, version, expected_version,
-                                    "set", reason, request_id)
-
-    def _move_alias(self, conn: Connection, model_id: int, name: str, alias: str,
-                    version: int | None, expected: Any, action: str, reason: str,
-                    request_id: str | None) -> AliasMove:
-        current = self._aliases_of(conn, model_id).get(alias)
-        if expected is not ANY and current != expected:
-            raise AliasConflictError(
-                f"{name}@{alias} points to {current if current is not None else 'nothing'}, "
-                f"not {expected}; someone moved it. Read it again and retry.")
-        if version is not None:
-            row = self._version_row(conn, model_id, name, version)
-            if row.status != "ready":
-                raise InvalidStateError(f"{name}@{version} is {row.status}; only ready versions "
-                                        "can carry an alias.")
-        now = _now()
-        if current == version:
-            return AliasMove(name, alias, current, version, action, self.actor, reason, now,
-                             None)
-        if version is None:
-            conn.execute(aliases.delete().where(aliases.c.model_id == model_id,
-                                                aliases.c.alias == alias))
-        elif current is None:
-            conn.execute(insert(aliases).values(model_id=model_id, alias=alias, version=version,
-                                                updated_at=now))
-        else:
-            conn.execute(update(aliases).where(aliases.c.model_id == model_id,
-                                               aliases.c.alias == alias)
-                         .values(version=version, updated_at=now))
-        event = record_event(conn, actor=self.actor, action=f"alias.{action}",
-                             target=f"{name}@{alias}", before={"version": current},
-                             after={"version": version}, reason=reason, request_id=request_id)
-        conn.execute(insert(alias_history).values(
-            model_id=model_id, alias=alias, from_version=current, to_version=version,
-            action=action, actor=self.actor, reason=reason, at=now, audit_seq=event.seq))
-        return AliasMove(name, alias, current, version, action, self.actor, reason, now,
-                         event.seq)
-
-    def delete_alias(self, name: str, alias: str, *, reason: str = "",
-                     request_id: str | None = None) -> AliasMove:
-        check_alias(alias)
-        with self.db.write() as conn:
-            model_row = self._model_row(conn, name)
-            if alias not in self._aliases_of(conn, model_row.id):
-                raise AliasNotFoundError(f"model {name!r} has no alias {alias!r}.")
-            return self._move_alias(conn, model_row.id, name, alias, None, ANY, "delete",
-                                    reason, request_id)
-
-    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
-        """Every move of the model's aliases (or of one alias), oldest first."""
-        with self.db.read() as conn:
-            model_row = self._model_row(conn, name)
-            return self._history(conn, model_row.id, name, alias)
-
-    def _history(self, conn: Connection, model_id: int, name: str,
-                 alias: str | None) -> list[AliasMove]:
-        query = select(alias_history).where(alias_history.c.model_id == model_id)
-        if alias is not None:
-            query = query.where(alias_history.c.alias == alias)
-        return [AliasMove(name, r.alias, r.from_version, r.to_version, r.action, r.actor,
-                          r.reason, r.at, r.audit_seq)
-                for r in conn.execute(query.order_by(alias_history.c.id))]
-
-    def rollback(self, name: str, *, alias: str = CHAMPION, reason: str = "",
-                 request_id: str | None = None) -> AliasMove:
-        """Move ``alias`` back to the version it pointed to before its current one.
-
-        The alias history is replayed as a stack (a set pushes, a rollback pops), so rolling
-        back twice goes back two champions, not back and forth. Versions archived or deleted
-        since are skipped.
-        """
-        check_alias(alias)
-        with self.db.write() as conn:
-            model_row = self._model_row(conn, name)
-            stack: list[int] = []
-            for move in self._history(conn, model_row.id, name, alias):
-                if move.action == "rollback":
-                    stack.pop()
-                elif move.to_version is None:
-                    stack.clear()
-                else:
-                    stack.append(move.to_version)
-            if not stack:
-                raise InvalidStateError(f"{name}@{alias} is not set; nothing to roll back.")
-            current = stack.pop()
-            status = dict(conn.execute(
-                select(model_versions.c.version, model_versions.c.status)
-                .where(model_versions.c.model_id == model_row.id)).all())
-            while stack and (stack[-1] == current or status.get(stack[-1]) != "ready"):
-                stack.pop()
-            if not stack:
-                raise InvalidStateError(
-                    f"{name}@{alias} has no earlier version that can still be served; set the "
-                    f"alias explicitly with `keepwell alias set {name} {alias} VERSION`.")
-            return self._move_alias(conn, model_row.id, name, alias, stack[-1], current,
-                                    "rollback", reason, request_id)
-
     def versions_trained_on(self, subject: str) -> list[ModelVersion]:
         """Versions whose training data held ``subject`` (among those registered with
         ``subjects``), oldest first. Deleted versions are included: their lineage remains."""
@@ -576,70 +317,6 @@ class Registry:
                 found.append(self.get_version(f"{row.name}@{row.version}"))
         return found
 
-    # -- lifecycle ------------------------------------------------------------------------
-
-    def archive_version(self, name: str, version: int, *, reason: str = "",
-                        request_id: str | None = None) -> ModelVersion:
-        """Retire a version: it stays readable for audit and analysis, but is never served."""
-        return self._set_status(name, version, "archived", reason, request_id)
-
-    def delete_version(self, name: str, version: int, *, reason: str = "",
-                       request_id: str | None = None) -> ModelVersion:
-        """Delete a version: its row stays for lineage, its model file is removed."""
-        deleted = self._set_status(name, version, "deleted", reason, request_id)
-        with self.db.read() as conn:
-            still_used = conn.execute(select(func.count()).select_from(model_versions).where(
-                model_versions.c.artifact_sha256 == deleted.artifact_sha256,
-                model_versions.c.status != "deleted")).scalar()
-        if not still_used:
-            self.artifacts.delete(deleted.artifact_sha256)
-        return deleted
-
-    def _set_status(self, name: str, version: int, status: str, reason: str,
-                    request_id: str | None) -> ModelVersion:
-        with self.db.write() as conn:
-            model_row = self._model_row(conn, name)
-            row = self._version_row(conn, model_row.id, name, version)
-            allowed = {"archived": ("ready",), "deleted": ("ready", "archived")}[status]
-            if row.status not in allowed:
-                raise InvalidStateError(f"{name}@{version} is {row.status}; it cannot become "
-                                        f"{status}.")
-            held = [a for a, v in self._aliases_of(conn, model_row.id).items() if v == version]
-            if held:
-                raise InvalidStateError(
-                    f"{name}@{version} is still {', '.join(held)}; move those aliases first.")
-            conn.execute(update(model_versions).where(model_versions.c.id == row.id)
-                         .values(status=status))
-            action = {"archived": "version.archive", "deleted": "version.delete"}[status]
-            record_event(conn, actor=self.actor, action=action,
-                         target=f"{name}@{version}", before={"status": row.status},
-                         after={"status": status}, reason=reason, request_id=request_id)
-        return self.get_version(f"{name}@{version}")
-
-    def configure_model(self, name: str, *, description: str | None = None,
-                        sensitive_features: Sequence[str] | None = None,
-                        allow_unsafe_formats: bool | None = None, reason: str = "",
-                        request_id: str | None = None) -> ModelInfo:
-        """Change a model's settings; the change is audited with its before and after."""
-        changes: dict[str, Any] = {}
-        if description is not None:
-            changes["description"] = description
-        if sensitive_features is not None:
-            changes["sensitive_features"] = list(sensitive_features)
-        if allow_unsafe_formats is not None:
-            changes["allow_unsafe_formats"] = allow_unsafe_formats
-        with self.db.write() as conn:
-            row = self._model_row(conn, name)
-            before = {k: (list(getattr(row, k)) if k == "sensitive_features" else getattr(row, k))
-                      for k in changes}
-            changed = {k: v for k, v in changes.items() if before[k] != v}
-            if changed:
-                conn.execute(update(models).where(models.c.id == row.id).values(**changed))
-                record_event(conn, actor=self.actor, action="model.configure", target=name,
-                             before={k: before[k] for k in changed}, after=changed,
-                             reason=reason, request_id=request_id)
-        return self.get_model(name)
-
     def card(self, ref: str, *, format: str = "markdown") -> str:
         """The model card of a version, as Markdown or HTML."""
         from keepwell.registry.card import render_card
@@ -648,3 +325,4 @@ class Registry:
         return render_card(self.get_model(version.model), version,
                            self.load_profile(version.ref),
                            self.alias_history(version.model), format=format)
+
