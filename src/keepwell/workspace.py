@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from keepwell.access import Tokens
 from keepwell.audit import AuditLog, record_event
 from keepwell.config import Settings, load_settings
 from keepwell.logbook.erasure import ErasureReport, subject_hash
@@ -45,6 +46,7 @@ class Workspace:
         self.artifacts = LocalArtifactStore(settings.artifact_root)
         self.registry = Registry(self.db, self.artifacts, settings.registry, self.actor)
         self.audit = AuditLog(self.db)
+        self.tokens = Tokens(self.db, self.actor)
         log = settings.logbook
         self.logbook = Logbook(settings.log_root, durability=log.durability,
                                flush_interval_ms=log.flush_interval_ms,

@@ -7,6 +7,7 @@ from keepwell.registry.profile import CategoricalProfile, NumericProfile, Refere
 from keepwell.registry.records import AliasMove, ModelInfo, ModelVersion
 from keepwell.registry.registry import ANY, Registry
 from keepwell.registry.signature import ColumnSpec, Signature
+from keepwell.registry.traffic import TrafficPolicy
 
 __all__ = [
     "ANY",
@@ -20,5 +21,6 @@ __all__ = [
     "ReferenceProfile",
     "Registry",
     "Signature",
+    "TrafficPolicy",
     "parse_ref",
 ]

@@ -34,6 +34,7 @@ from keepwell.registry.base import utc_now
 from keepwell.registry.evaluation import holdout_metrics, model_outputs
 from keepwell.registry.flavors import detect_flavor, get_flavor
 from keepwell.registry.lifecycle import LifecycleOperations
+from keepwell.registry.traffic import TrafficOperations
 from keepwell.registry.lineage import data_fingerprint, library_versions
 from keepwell.registry.names import check_alias, check_model_name
 from keepwell.registry.profile import ReferenceProfile
@@ -78,7 +79,7 @@ def model_params(model: Any) -> dict[str, Any]:
             params[name] = scalar
     return params
 
-class Registry(AliasOperations, LifecycleOperations):
+class Registry(AliasOperations, LifecycleOperations, TrafficOperations):
     """Register, find, alias, roll back and load model versions.
 
     Parameters

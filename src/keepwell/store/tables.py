@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    Float,
     CheckConstraint,
     Column,
     DateTime,
@@ -31,11 +32,13 @@ __all__ = [
     "UTCDateTime",
     "alias_history",
     "aliases",
+    "api_tokens",
     "audit_events",
     "audit_head",
     "metadata",
     "model_versions",
     "models",
+    "traffic_policies",
 ]
 
 metadata = MetaData(
@@ -176,4 +179,33 @@ audit_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", Integer, nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+
+traffic_policies = Table(
+    "traffic_policies",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id"), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("challenger_alias", String(64), nullable=False),
+    Column("share", Float, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(256), nullable=False),
+    CheckConstraint("kind IN ('champion', 'ab', 'shadow', 'canary')", name="kind"),
+    CheckConstraint("share >= 0 AND share <= 1", name="share"),
+)
+
+# Tokens are stored as the sha256 of their text: they are 256-bit random, so a fast hash is
+# as strong as a slow one, and the server can look one up in a single indexed read.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    CheckConstraint("role IN ('viewer', 'predictor', 'operator', 'admin')", name="role"),
 )
