@@ -11,18 +11,23 @@ Every :class:`~keepwell.errors.KeepwellError` is reported in one place (:func:`_
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+import math
 import os
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, ParamSpec
 
+import duckdb
 import pandas as pd
+import pyarrow as pa
 import typer
-from rich.console import Console, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -48,16 +53,20 @@ models_app = typer.Typer(help="List and inspect registered models.", no_args_is_
 versions_app = typer.Typer(help="List the versions of a model.", no_args_is_help=True)
 alias_app = typer.Typer(help="Move aliases such as champion, with history.", no_args_is_help=True)
 audit_app = typer.Typer(help="Read and verify the audit log.", no_args_is_help=True)
+log_app = typer.Typer(help="Read and maintain the logbook of predictions and labels.",
+                      no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
 app.add_typer(versions_app, name="versions")
 app.add_typer(alias_app, name="alias")
 app.add_typer(audit_app, name="audit")
+app.add_typer(log_app, name="log")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
 Reason = Annotated[str, typer.Option("--reason", help="Why; recorded in the audit log.")]
 ModelName = Annotated[str, typer.Argument(help="Model name.")]
 VersionNumber = Annotated[int, typer.Argument(help="Version number.", min=1)]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
 # -- settings and workspace -------------------------------------------------------------------
@@ -134,7 +143,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return (value.astimezone(UTC) if value.tzinfo else value).strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, float):
         return f"{value:.3g}"
     if isinstance(value, Mapping):
@@ -152,6 +161,41 @@ def _table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
     for row in rows:
         table.add_row(*(_cell(v) for v in row))
     return table if table.row_count else Text(empty)
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON can hold it: times in ISO 8601 (UTC), ids as text, NaN as null."""
+    if isinstance(value, datetime):
+        return (value.astimezone(UTC) if value.tzinfo else value).isoformat()
+    if isinstance(value, date | uuid.UUID):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _records(table: pa.Table) -> list[dict[str, Any]]:
+    return [{k: _plain(v) for k, v in row.items()} for row in table.to_pylist()]
+
+
+def _rows_table(table: pa.Table, columns: Sequence[str] | None = None, *, limit: int = 50,
+                empty: str = "No rows.") -> RenderableType:
+    """The first ``limit`` rows of an Arrow table, saying how many more there are."""
+    columns = list(columns or table.column_names)
+    shown = table.slice(0, limit)
+    values = [shown.column(i).to_pylist() for i in
+              (table.column_names.index(c) for c in columns)]
+    rendered = _table(columns, zip(*values, strict=True), empty=empty)
+    more = table.num_rows - shown.num_rows
+    if more <= 0:
+        return rendered
+    return Group(rendered, Text(f"… and {more:,} more rows; use --json or --csv for all."))
 
 
 def _fields(values: Mapping[str, Any]) -> RenderableType:
@@ -196,11 +240,53 @@ def _read_frame(path: Path) -> pd.DataFrame:
                               f"it is a valid {suffix[1:]} file.") from None
 
 
+def _column(frame: pd.DataFrame, name: str, path: Path, hint: str) -> pd.Series:
+    """Column ``name`` of a data file, or an error that names it and says ``hint``."""
+    if name not in frame.columns:
+        raise ValidationError(f"{path.name} has no column {name!r}; {hint}.")
+    return frame[name]
+
+
 def _split_target(frame: pd.DataFrame, target: str, path: Path) -> tuple[pd.DataFrame, pd.Series]:
-    if target not in frame.columns:
-        raise ValidationError(f"{path.name} has no column {target!r}; pass the label column "
-                              "with --target.")
-    return frame.drop(columns=[target]), frame[target]
+    y = _column(frame, target, path, "pass the label column with --target")
+    return frame.drop(columns=[target]), y
+
+
+def _keys(series: pd.Series, path: Path) -> list[str]:
+    """Request ids or subject keys as text; a missing one is an error (it could never match)."""
+    missing = int(series.isna().sum())
+    if missing:
+        raise ValidationError(f"{path.name}: {missing} rows have no {series.name!r}; every label "
+                              "needs one to find its prediction.")
+    return [str(v) for v in series]
+
+
+def _feedback_keys(frame: pd.DataFrame, path: Path, id_column: str | None,
+                   subject_column: str | None, time_column: str | None
+                   ) -> tuple[str, dict[str, Any]]:
+    """How the labels of ``frame`` find their predictions: by request id, or by subject and
+    time. Without options, by ``request_id`` if the file has it, else ``subject``+``event_ts``."""
+    by_subject = subject_column is not None or time_column is not None
+    if by_subject and id_column is not None:
+        raise ValidationError("give --id-column, or --subject-column and --time-column, not "
+                              "both: the labels of one file match their predictions one way.")
+    if not by_subject and id_column is None:
+        by_subject = ("request_id" not in frame.columns
+                      and {"subject", "event_ts"} <= set(frame.columns))
+    if by_subject:
+        hint = "name the {} column with {}, or match by request id with --id-column"
+        subjects = _column(frame, subject_column or "subject", path,
+                           hint.format("subject", "--subject-column"))
+        times = _column(frame, time_column or "event_ts", path,
+                        hint.format("time", "--time-column"))
+        if times.isna().any():
+            raise ValidationError(f"{path.name}: some rows have no {times.name!r}; every label "
+                                  "by subject needs the time it is about.")
+        return "subject and time", {"subjects": _keys(subjects, path), "event_ts": times}
+    ids = _column(frame, id_column or "request_id", path,
+                  "name the request-id column with --id-column, or match by subject and time "
+                  "with --subject-column and --time-column")
+    return "request id", {"request_ids": _keys(ids, path)}
 
 
 def _expected_version(value: str | None) -> Any:
@@ -286,15 +372,28 @@ def register(
         help="Sensitive feature column (repeatable).")] = None,
     trust_pickle: Annotated[str | None, typer.Option(
         metavar="SHA256", help="Load a pickle/joblib file whose sha256 is this.")] = None,
+    subjects: Annotated[str | None, typer.Option(
+        "--subjects", metavar="COLUMN",
+        help="Column of each row's subject key: not a feature; kept as hashes so that "
+             "`keepwell erase` names the versions trained on a subject.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Register a trained model file as a new version of NAME."""
-    X, y = _split_target(_read_frame(data), target, data)
-    holdout_xy = _split_target(_read_frame(holdout), target, holdout) if holdout else None
+    frame = _read_frame(data)
+    keys = None
+    if subjects is not None:
+        keys = _column(frame, subjects, data, "pass the subject column with --subjects")
+        frame = frame.drop(columns=[subjects])
+    X, y = _split_target(frame, target, data)
+    holdout_xy = None
+    if holdout is not None:
+        holdout_frame = _read_frame(holdout).drop(columns=[subjects] if subjects else [],
+                                                  errors="ignore")
+        holdout_xy = _split_target(holdout_frame, target, holdout)
     with Workspace(_settings(ctx)) as ws, _stderr.status(f"Registering {name}…"):
         version = ws.registry.register(
             name, model, X, y, holdout=holdout_xy, reason=reason, alias=alias, parent=parent,
-            description=description, sensitive_features=sensitive or (),
+            description=description, sensitive_features=sensitive or (), subjects=keys,
             trust_pickle=trust_pickle or False)
     _emit(as_json, version.to_dict(),
           f"Registered {version.ref} ({version.flavor}, sha256 {version.artifact_sha256[:12]})"
@@ -404,8 +503,7 @@ def delete(
     name: ModelName,
     version: VersionNumber,
     reason: Reason = "",
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-        = False,
+    yes: Yes = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Delete a version's model file; its record stays for lineage."""
@@ -473,6 +571,152 @@ def audit_verify(ctx: typer.Context, as_json: JsonFlag = False) -> None:
                       soft_wrap=True)
     if not result.ok:
         raise typer.Exit(1)
+
+
+# -- logbook ----------------------------------------------------------------------------------
+
+
+@_command(log_app, "tail")
+def log_tail(
+    ctx: typer.Context,
+    name: ModelName,
+    n: Annotated[int, typer.Option("-n", min=0, help="How many predictions.")] = 20,
+    version: Annotated[int | None, typer.Option(help="Only this version.")] = None,
+    arm: Annotated[str | None, typer.Option(help="Only this arm, e.g. challenger.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The last N predictions of a model with their labels, oldest first."""
+    with Workspace(_settings(ctx)) as ws:
+        table = ws.logbook.predictions(name, last=n, version=version, arm=arm,
+                                       with_labels=True)
+    columns = ["request_id", "ts", "version", "arm", "prediction",
+               *(["score"] if "score" in table.column_names else []),
+               "label", "latency_ms", "subject"]
+    _emit(as_json, _records(table), _rows_table(
+        table, columns, limit=max(n, 1), empty=f"No predictions of {name} logged."))
+
+
+@_command(log_app, "query")
+def log_query(
+    ctx: typer.Context,
+    sql: Annotated[str, typer.Argument(help="SQL over the predictions, feedback and labels "
+                                            "views.")],
+    model: Annotated[str | None, typer.Option(help="Read only this model's files.")] = None,
+    csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run SQL over the logbook (DuckDB); shows the first 50 rows unless --json or --csv."""
+    if csv and as_json:
+        raise ValidationError("choose one of --json and --csv.")
+    with Workspace(_settings(ctx)) as ws:
+        try:
+            table = ws.logbook.query(sql, model=model)
+        except duckdb.Error as exc:
+            raise ValidationError(f"the query failed: {exc}") from None
+    if csv:
+        frame = pd.DataFrame(_records(table), columns=table.column_names)
+        typer.echo(frame.to_csv(index=False), nl=False)
+    else:
+        _emit(as_json, _records(table), _rows_table(table))
+
+
+@_command(log_app, "stats")
+def log_stats(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Rows logged per kind and model, with the first and last times."""
+    with Workspace(_settings(ctx)) as ws:
+        rows = ws.logbook.stats()["models"]
+    _emit(as_json, _plain(rows), _table(
+        ["kind", "model", "rows", "first", "last"],
+        ([r["kind"], r["model"], r["rows"], r["first"], r["last"]] for r in rows),
+        empty="The logbook is empty."))
+
+
+@_command(log_app, "seal")
+def log_seal(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Turn closed segments into Parquet files (by model and day)."""
+    with Workspace(_settings(ctx)) as ws:
+        report = ws.logbook.seal()
+    _emit(as_json, dataclasses.asdict(report),
+          f"Sealed {report.segments} segments: {report.rows:,} rows into {report.files} "
+          "Parquet files" + (f" ({report.torn_tails} unacknowledged torn tails dropped)"
+                             if report.torn_tails else "") + ".")
+
+
+@_command(log_app, "retain")
+def log_retain(
+    ctx: typer.Context,
+    days: Annotated[int | None, typer.Option(
+        min=1, help="Keep this many days (default: logbook.retention_days).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Delete sealed days of predictions and feedback older than the retention period."""
+    settings = _settings(ctx)
+    days = days or settings.logbook.retention_days
+    if days is None:
+        raise ValidationError("no retention period: pass --days N, or set retention_days under "
+                              "logbook: in keepwell.yaml.")
+    with Workspace(settings) as ws:
+        report = ws.logbook.apply_retention(timedelta(days=days))
+    _emit(as_json, {"days": days, "files_removed": report.files_removed,
+                    "cutoff": _plain(report.cutoff)},
+          f"Removed {report.files_removed} files of days before {_cell(report.cutoff)} UTC "
+          f"({days} days kept).")
+
+
+@_command(app, "feedback")
+def feedback(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                         help="Labels, Parquet or CSV.")],
+    model: Annotated[str, typer.Option(help="Model the labels are for.")],
+    label_column: Annotated[str, typer.Option(help="Column of the labels.")] = "label",
+    id_column: Annotated[str | None, typer.Option(
+        help="Column of request ids [default: request_id].")] = None,
+    subject_column: Annotated[str | None, typer.Option(
+        help="Match by subject: its column [default: subject].")] = None,
+    time_column: Annotated[str | None, typer.Option(
+        help="Match by subject: the column of the time each label is about "
+             "[default: event_ts].")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Log late labels from a file, by request id or by subject and time."""
+    with _stderr.status(f"Reading {file.name}…"):
+        frame = _read_frame(file)
+    labels = _column(frame, label_column, file, "name it with --label-column")
+    mode, keys = _feedback_keys(frame, file, id_column, subject_column, time_column)
+    with Workspace(_settings(ctx)) as ws, _stderr.status(f"Logging {len(frame):,} labels…"):
+        result = ws.logbook.add_feedback(model, labels, **keys)
+    _emit(as_json, {"model": model, "file": str(file), "by": mode,
+                    **dataclasses.asdict(result)},
+          f"Logged {result.accepted:,} labels for {model} by {mode}"
+          + (f"; {result.unmatched:,} match no logged prediction yet. They are kept, and join "
+             "predictions logged later." if result.unmatched else "; all matched."))
+
+
+@_command(app, "erase")
+def erase(
+    ctx: typer.Context,
+    subject: Annotated[str, typer.Option(help="Key of the person or entity to erase.")],
+    reason: Reason = "",
+    yes: Yes = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Erase every prediction and label about a subject (right to erasure)."""
+    if not yes:
+        typer.confirm("Erase every prediction and label about this subject? This cannot be "
+                      "undone.", abort=True, err=True)
+    with Workspace(_settings(ctx)) as ws, _stderr.status("Erasing…"):
+        erasure = ws.erase(subject, reason=reason)
+    report = erasure.logbook
+    trained = erasure.trained_versions
+    _emit(as_json, erasure.to_dict(), "\n".join([
+        f"Removed {report.predictions:,} predictions and {report.feedback:,} labels "
+        f"({report.files_rewritten} files rewritten).",
+        f"The audit log records the subject only as its hash, sha256 "
+        f"{report.subject_sha256[:16]}….",
+        f"Trained on data holding the subject: {', '.join(trained)}; consider retraining "
+        "without it." if trained else "No registered version was trained on data holding "
+        "the subject (as far as registered subject keys show)."]))
 
 
 def main() -> None:
