@@ -39,6 +39,7 @@ __all__ = [
     "ENVIRONMENT_VARIABLES",
     "LogbookSettings",
     "RegistrySettings",
+    "ServeSettings",
     "Settings",
     "config_template",
     "load_settings",
@@ -105,6 +106,26 @@ class LogbookSettings(BaseModel):
     retention_days: int | None = Field(default=None, ge=1)
 
 
+class ServeSettings(BaseModel):
+    """How ``keepwell serve`` listens, batches and limits requests."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]", "testserver")
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    max_rows: int = Field(default=10_000, ge=1)
+    max_batch: int = Field(default=64, ge=1, le=4096)
+    max_wait_ms: float = Field(default=2.0, ge=0, le=1000)
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _hosts_to_tuple(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+
 class Settings(BaseModel):
     """Every setting keepwell reads, resolved to absolute paths."""
 
@@ -117,6 +138,7 @@ class Settings(BaseModel):
     actor: str
     registry: RegistrySettings = RegistrySettings()
     logbook: LogbookSettings = LogbookSettings()
+    serve: ServeSettings = ServeSettings()
     config_file: Path | None = None
 
     @classmethod
@@ -190,7 +212,7 @@ def load_settings(
         "actor": setting("actor", "KEEPWELL_ACTOR") or _default_actor(),
         "config_file": path,
     }
-    for section in ("registry", "logbook"):
+    for section in ("registry", "logbook", "serve"):
         if section in raw:
             values[section] = raw[section]
     try:
@@ -221,7 +243,7 @@ def _config_path(
 
 
 _TOP_LEVEL_KEYS = frozenset({"workspace", "database_url", "artifact_root", "log_root", "actor",
-                             "registry", "logbook"})
+                             "registry", "logbook", "serve"})
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -298,4 +320,15 @@ logbook:
   max_segment_mb: 64        # a segment is closed (and can be sealed to Parquet) past this size
   max_segment_age_s: 60     # ... or this age
   # retention_days: 90      # `keepwell log retain` deletes sealed days older than this
+
+serve:
+  host: 127.0.0.1
+  port: 8000
+  workers: 1
+  # Host headers the server answers (others get 400). Add your DNS name behind a proxy.
+  allowed_hosts: [127.0.0.1, localhost, "[::1]", testserver]
+  max_body_bytes: 1048576   # larger bodies get 413 before they are read
+  max_rows: 10000           # records per request
+  max_batch: 64             # requests joined into one model call
+  max_wait_ms: 2.0          # how long a batch may wait for requests already arriving
 """

@@ -8,6 +8,13 @@ the nearest built-in exception too, and its message says what went wrong *and wh
     ├── ConfigurationError (ValueError)           invalid-configuration       400
     ├── InvalidNameError (ValueError)             invalid-name                422
     ├── ValidationError (ValueError)              validation-failed           422
+    │   └── PayloadError                          invalid-payload             422
+    ├── MalformedBodyError (ValueError)           malformed-body              400
+    ├── UnsupportedMediaTypeError (ValueError)    unsupported-media-type      415
+    ├── BodyTooLargeError (ValueError)            body-too-large              413
+    ├── AuthenticationError (PermissionError)     unauthenticated             401
+    ├── ForbiddenError (PermissionError)          forbidden                   403
+    ├── NonFinitePredictionError (ArithmeticError) non-finite-prediction      500
     ├── NotFoundError (LookupError)               not-found                   404
     │   ├── ModelNotFoundError                    model-not-found             404
     │   ├── VersionNotFoundError                  version-not-found           404
@@ -44,18 +51,25 @@ __all__ = [
     "ArtifactNotFoundError",
     "ArtifactPathError",
     "AuditChainError",
+    "AuthenticationError",
+    "BodyTooLargeError",
     "ConfigurationError",
     "ConflictError",
+    "ForbiddenError",
     "InvalidNameError",
     "InvalidStateError",
     "KeepwellError",
     "LogbookError",
     "LogbookFullError",
     "LogbookUnavailableError",
+    "MalformedBodyError",
     "ModelNotFoundError",
+    "NonFinitePredictionError",
     "NotFoundError",
+    "PayloadError",
     "SchemaError",
     "UnsafeArtifactError",
+    "UnsupportedMediaTypeError",
     "ValidationError",
     "VersionNotFoundError",
 ]
@@ -87,6 +101,67 @@ class ValidationError(KeepwellError, ValueError):
 
     code = "validation-failed"
     status = 422
+
+
+class FieldError(dict[str, str]):
+    """One invalid field of a request: a JSON pointer into the body, and what is wrong."""
+
+    def __init__(self, pointer: str, detail: str) -> None:
+        super().__init__(pointer=pointer, detail=detail)
+
+
+class PayloadError(ValidationError):
+    """A request body that does not fit: every offending field, each with its pointer."""
+
+    code = "invalid-payload"
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors[:100]
+        first = errors[0]["detail"] if errors else "invalid payload"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(f"{first}{more}")
+
+
+class MalformedBodyError(KeepwellError, ValueError):
+    """The request body is not valid JSON."""
+
+    code = "malformed-body"
+    status = 400
+
+
+class UnsupportedMediaTypeError(KeepwellError, ValueError):
+    """The request body is not ``application/json``."""
+
+    code = "unsupported-media-type"
+    status = 415
+
+
+class BodyTooLargeError(KeepwellError, ValueError):
+    """The request body is over the size limit; it was refused before being read whole."""
+
+    code = "body-too-large"
+    status = 413
+
+
+class AuthenticationError(KeepwellError, PermissionError):
+    """No valid token was presented."""
+
+    code = "unauthenticated"
+    status = 401
+
+
+class ForbiddenError(KeepwellError, PermissionError):
+    """The token's role does not allow this action."""
+
+    code = "forbidden"
+    status = 403
+
+
+class NonFinitePredictionError(KeepwellError, ArithmeticError):
+    """The model returned NaN or an infinity, which JSON cannot carry."""
+
+    code = "non-finite-prediction"
+    status = 500
 
 
 class NotFoundError(KeepwellError, LookupError):

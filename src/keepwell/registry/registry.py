@@ -34,13 +34,13 @@ from keepwell.registry.base import utc_now
 from keepwell.registry.evaluation import holdout_metrics, model_outputs
 from keepwell.registry.flavors import detect_flavor, get_flavor
 from keepwell.registry.lifecycle import LifecycleOperations
-from keepwell.registry.traffic import TrafficOperations
 from keepwell.registry.lineage import data_fingerprint, library_versions
 from keepwell.registry.names import check_alias, check_model_name
 from keepwell.registry.profile import ReferenceProfile
 from keepwell.registry.records import ModelVersion
 from keepwell.registry.signature import Signature, Task
 from keepwell.registry.subjects import SubjectSet
+from keepwell.registry.traffic import TrafficOperations
 from keepwell.store.tables import model_versions, models
 
 __all__ = ["ANY", "Registry", "model_params"]

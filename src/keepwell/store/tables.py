@@ -12,11 +12,11 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
-    Float,
     CheckConstraint,
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Integer,
     MetaData,

@@ -1,0 +1,56 @@
+"""Bearer-token authentication and role checks, as FastAPI dependencies."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request
+
+from keepwell.access import Action, Principal, Tokens
+from keepwell.errors import AuthenticationError, ForbiddenError
+
+__all__ = ["Authenticator"]
+
+_CACHE_SECONDS = 5.0
+
+
+class Authenticator:
+    """Checks tokens against the database, caching answers for a few seconds (a revoked token
+    stops working within that time)."""
+
+    def __init__(self, tokens: Tokens) -> None:
+        self.tokens = tokens
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+
+    def principal(self, header: str | None) -> Principal:
+        if not header or not header.startswith("Bearer "):
+            raise AuthenticationError("send an API token: Authorization: Bearer <token>.")
+        token = header[len("Bearer "):].strip()
+        key = hashlib.sha256(token.encode()).hexdigest()
+        cached = self._cache.get(key)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < _CACHE_SECONDS:
+            principal = cached[1]
+        else:
+            principal = self.tokens.authenticate(token)
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = (now, principal)
+        if principal is None:
+            raise AuthenticationError("the API token is not valid, or was revoked.")
+        return principal
+
+    def require(self, action: Action) -> Callable[[Request], Coroutine[Any, Any, Principal]]:
+        """A dependency that lets the request through only if its token may do ``action``."""
+
+        async def dependency(request: Request) -> Principal:
+            principal = self.principal(request.headers.get("authorization"))
+            if not principal.can(action):
+                raise ForbiddenError(f"the role {principal.role!r} may not {action}.")
+            request.state.principal = principal
+            return principal
+
+        return dependency
