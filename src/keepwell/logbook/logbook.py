@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from keepwell.errors import ValidationError
 from keepwell.logbook.erasure import ErasureReport, Tombstones, erase_subject
-from keepwell.logbook.ids import id_text
+from keepwell.logbook.ids import id_strings
 from keepwell.logbook.layout import LogLayout, sync_dir
 from keepwell.logbook.reader import LogReader
 from keepwell.logbook.records import (
@@ -116,7 +116,7 @@ class Logbook(LogReader):
                                        latency_ms=latency_ms, subjects=subjects,
                                        request_ids=request_ids)
         self.writer.append("predictions", model, batch)
-        return [id_text(raw) for raw in batch.column(0).storage.to_pylist()]
+        return id_strings(batch.column(0)).to_pylist()
 
     def append_arrow(self, model: str, version: int, features: pa.Table, outputs: pa.Table,
                      **options: Any) -> pa.Array:
