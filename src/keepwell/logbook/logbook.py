@@ -116,7 +116,8 @@ class Logbook(LogReader):
                                        latency_ms=latency_ms, subjects=subjects,
                                        request_ids=request_ids)
         self.writer.append("predictions", model, batch)
-        return id_strings(batch.column(0)).to_pylist()
+        ids: list[str] = id_strings(batch.column(0)).to_pylist()
+        return ids
 
     def append_arrow(self, model: str, version: int, features: pa.Table, outputs: pa.Table,
                      **options: Any) -> pa.Array:

@@ -66,7 +66,7 @@ def _features(chunk: pa.Table, signature: Signature) -> pd.DataFrame:
     missing = [n for n in signature.feature_names if n not in chunk.column_names]
     if missing:
         raise ValidationError(f"the input lacks the model's feature(s) {', '.join(missing[:5])}.")
-    frame = chunk.select(signature.feature_names).to_pandas()
+    frame: pd.DataFrame = chunk.select(signature.feature_names).to_pandas()
     for spec in signature.inputs:
         if spec.dtype == "category":
             frame[spec.name] = pd.Categorical(frame[spec.name].astype("string").astype(object),
