@@ -1,8 +1,10 @@
-"""keepwell demo: train a model on real census data, register it, make it champion.
+"""keepwell demo: the maintenance story on real census data, step by step.
 
 Data: ACS employment, Massachusetts (data/acs-employment-ma/, see its README). The 2015 survey
-year is the training data; later issues grow this demo into the whole maintenance story over
-2016-2018.
+year trains the model; 2016-2018 play production: every person is scored and logged, and the
+true labels arrive later as feedback. So far the story covers: train → register (signature,
+reference profile, safe artifact, lineage, model card) → champion → log every prediction →
+join late labels → measure. Monitoring and the maintenance loop come next.
 
 Run with `make demo`; everything is written under .demo/ (recreated on each run).
 """
@@ -95,6 +97,8 @@ def main() -> None:
     console.print(f"[bold]Audit log[/]: {len(events)} events, chain "
                   + ("[green]intact[/]" if verified.ok else f"[red]BROKEN at {verified}[/]"))
 
+    production(OUT / "workspace")
+
     (OUT / "employment-card.md").write_text(card_md, encoding="utf-8")
     (OUT / "employment-card.html").write_text(card_html, encoding="utf-8")
     console.rule("Model card")
@@ -102,6 +106,47 @@ def main() -> None:
     console.rule()
     console.print(f"Model card written to {OUT.relative_to(ROOT)}/employment-card.html "
                   "(open it in a browser) and .md")
+
+
+def production(workspace: Path) -> None:
+    """2016-2018 as production: score and log everyone, then feed back the true labels."""
+    analysis = pd.read_parquet(DATA / "employment_MA_analysis.pq")
+    labels = pd.read_parquet(DATA / "employment_MA_analysis_target.pq")
+    with kw.connect(workspace, actor="demo") as ws:
+        champion = ws.registry.get_version("employment@champion")
+        model = ws.registry.load_model(champion.ref)
+        started = time.perf_counter()
+        logged = 0
+        with console.status("Scoring and logging 2016-2018 (durable, fsynced)…"):
+            for year, people in analysis.groupby("year"):
+                X = people[FEATURES]
+                outputs = pd.DataFrame({"prediction": model.predict(X),
+                                        "score": model.predict_proba(X)[:, 1]})
+                # Spread each survey year's people over that year, as production traffic.
+                ts = pd.Timestamp(f"{year}-01-01", tz="UTC") + pd.to_timedelta(
+                    range(len(people)), unit="s") * (365 * 86400 // len(people))
+                ids = ws.logbook.append_frame("employment", champion.version, X, outputs,
+                                              ts=ts, subjects=people["id"].astype(str))
+                truth = labels.set_index("id").loc[people["id"], "employed"]
+                ws.logbook.add_feedback("employment", truth.tolist(), request_ids=ids)
+                logged += len(people)
+            sealed = ws.logbook.seal()
+        elapsed = time.perf_counter() - started
+        console.print(f"[bold]Logbook[/]: {logged:,} predictions and {logged:,} late labels "
+                      f"logged in {elapsed:.1f} s, sealed into {sealed.files} Parquet files")
+        yearly = ws.logbook.query("""
+            SELECT year(p.ts) AS year, count(*) AS people,
+                   avg(CASE WHEN p.prediction = l.label THEN 1.0 ELSE 0.0 END) AS accuracy,
+                   avg(p.score) AS mean_score, avg(l.label) AS employment_rate
+            FROM predictions p JOIN labels l USING (request_id)
+            GROUP BY 1 ORDER BY 1""")
+    table = Table(title="The champion in production (from the logbook, labels joined)")
+    for column in ("year", "people", "accuracy", "mean score", "employment rate"):
+        table.add_column(column, justify="right")
+    for row in yearly.to_pylist():
+        table.add_row(str(row["year"]), f"{row['people']:,}", f"{row['accuracy']:.4f}",
+                      f"{row['mean_score']:.4f}", f"{row['employment_rate']:.4f}")
+    console.print(table)
 
 
 if __name__ == "__main__":
