@@ -4,8 +4,8 @@ Sealed Parquet files holding the subject are rewritten without its rows (atomica
 temporary file renamed over the old one). Segments still being written cannot be rewritten, so
 an erasure also leaves a tombstone, ``erasures/<sha256(subject)>.json``, holding the time of
 the erasure and the request ids it removed. Readers drop tombstoned rows of unsealed segments,
-and sealing drops them for good. Only records up to the erasure time are affected: a new
-prediction about the same subject afterwards is kept. Tombstones name the subject by its
+and sealing drops them for good. Only the records that existed at the erasure are affected: a
+new prediction about the same subject afterwards is kept. Tombstones name the subject by its
 sha256, never in clear.
 """
 
@@ -59,22 +59,24 @@ class Tombstones:
     def __bool__(self) -> bool:
         return bool(self._erased_at)
 
-    def _covers(self, subject: str | None, at: datetime | None) -> bool:
-        if subject is None:
-            return False
-        erased_at = self._erased_at.get(subject_hash(subject))
-        return erased_at is not None and (at is None or at <= erased_at)
-
     def drop_erased(self, kind: str, table: pa.Table) -> pa.Table:
-        """``table`` without the rows that an erasure covers."""
+        """``table`` without the rows that an erasure covers.
+
+        Predictions go by the request ids the erasure found (so a prediction logged after it
+        stays, whatever time it carries); labels go by those ids too, and by subject when
+        received before the erasure (``received_ts`` is the logbook's own clock).
+        """
         if not self._erased_at or table.num_rows == 0:
             return table
-        times = table["ts" if kind == "predictions" else "received_ts"].to_pylist()
-        keep = [not self._covers(s, t) for s, t in zip(table["subject"].to_pylist(), times,
-                                                        strict=True)]
+        ids = _id_bytes(table["request_id"])
+        keep = [i is None or i not in self._request_ids for i in ids]
         if kind == "feedback":
-            ids = _id_bytes(table["request_id"])
-            keep = [k and i not in self._request_ids for k, i in zip(keep, ids, strict=True)]
+            for row, (subject, received) in enumerate(zip(
+                    table["subject"].to_pylist(), table["received_ts"].to_pylist(),
+                    strict=True)):
+                erased_at = self._erased_at.get(subject_hash(subject)) if subject else None
+                if erased_at is not None and received <= erased_at:
+                    keep[row] = False
         return table.filter(pa.array(keep, type=pa.bool_()))
 
 

@@ -17,6 +17,7 @@ import uuid
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = ["id_array", "id_block", "id_strings", "id_text", "new_id", "timestamp_ms"]
 
@@ -25,6 +26,16 @@ _lock = threading.Lock()
 _last_ms = 0
 _next_low = 0
 _rand_a = 0
+
+
+def _reset_after_fork() -> None:
+    """A forked child must not continue its parent's counter: same ms, same ids."""
+    global _last_ms, _next_low, _rand_a, _lock
+    _lock = threading.Lock()
+    _last_ms = _next_low = _rand_a = 0
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def _reserve(n: int) -> tuple[int, int, int]:
@@ -99,5 +110,8 @@ def id_strings(ids: pa.Array) -> pa.StringArray:
                      (slice(24, 36), slice(20, 32))):
         text[:, dst] = hexed[:, src]
     offsets = np.arange(n + 1, dtype=np.int32) * 36
-    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.tobytes()),
-                                       pa.py_buffer(text.tobytes()), null_count=0)
+    strings = pa.StringArray.from_buffers(n, pa.py_buffer(offsets.tobytes()),
+                                          pa.py_buffer(text.tobytes()), null_count=0)
+    if storage.null_count:
+        strings = pc.if_else(storage.is_valid(), strings, pa.scalar(None, pa.string()))
+    return strings

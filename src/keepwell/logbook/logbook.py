@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from keepwell.errors import ValidationError
 from keepwell.logbook.erasure import ErasureReport, Tombstones, erase_subject
-from keepwell.logbook.ids import id_strings
+from keepwell.logbook.ids import id_strings, new_id
 from keepwell.logbook.layout import LogLayout, sync_dir
 from keepwell.logbook.reader import LogReader
 from keepwell.logbook.records import (
@@ -140,16 +140,17 @@ class Logbook(LogReader):
             groups.setdefault((record.model, record.version, record.arm), []).append(record)
         positions: dict[int, str] = {}
         for (model, version, arm), group in groups.items():
-            features = pa.Table.from_pylist([dict(r.features) for r in group])
-            outputs = pa.Table.from_pylist([{"prediction": r.prediction, **dict(r.scores)}
-                                            for r in group])
-            given = [r.request_id for r in group]
+            names = list(dict.fromkeys(k for r in group for k in r.features))
+            features = pa.table({n: [r.features.get(n) for r in group] for n in names})
+            score_names = list(dict.fromkeys(k for r in group for k in r.scores))
+            outputs = pa.table({"prediction": [r.prediction for r in group],
+                                **{n: [r.scores.get(n) for r in group] for n in score_names}})
             batch_ids = self.append_frame(
                 model, version, features, outputs, arm=arm,
                 ts=[r.ts or datetime.now(UTC) for r in group],
                 latency_ms=[r.latency_ms for r in group],
                 subjects=[r.subject for r in group],
-                request_ids=given if all(given) else None)
+                request_ids=[r.request_id or new_id() for r in group])
             for record, rid in zip(group, batch_ids, strict=True):
                 positions[id(record)] = rid
         return [positions[id(r)] for r in items]
@@ -197,8 +198,8 @@ class Logbook(LogReader):
                   (f.request_id IS NOT NULL AND NOT EXISTS (
                      SELECT 1 FROM predictions p WHERE p.request_id = f.request_id))
                   OR (f.request_id IS NULL AND NOT EXISTS (
-                     SELECT 1 FROM predictions p WHERE p.subject = f.subject
-                     AND p.ts <= f.event_ts))
+                     SELECT 1 FROM predictions p WHERE p.model = f.model
+                     AND p.subject = f.subject AND p.ts <= f.event_ts))
             """).fetchone()
         return int(row[0]) if row else 0
 

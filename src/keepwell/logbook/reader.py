@@ -43,8 +43,9 @@ WITH direct AS (
 ), by_subject AS (
     SELECT p.request_id, f.label, f.received_ts, f.feedback_id
     FROM (SELECT * FROM feedback WHERE request_id IS NULL AND subject IS NOT NULL) f
-    ASOF JOIN (SELECT request_id, subject, ts FROM predictions WHERE subject IS NOT NULL) p
-    ON f.subject = p.subject AND f.event_ts >= p.ts
+    ASOF JOIN (SELECT request_id, model, subject, ts FROM predictions
+               WHERE subject IS NOT NULL) p
+    ON f.model = p.model AND f.subject = p.subject AND f.event_ts >= p.ts
 )
 SELECT request_id,
        arg_max(label, (received_ts, feedback_id)) AS label,
@@ -88,8 +89,8 @@ class LogReader:
         try:
             with self.layout.lock(exclusive=False):
                 tombstones = Tombstones(self.layout)
-                first = start.date() if start else None
-                last = end.date() if end else None
+                first = start.astimezone(UTC).date() if start else None
+                last = end.astimezone(UTC).date() if end else None
                 self._view(con, "predictions", model, first, last, tombstones)
                 self._view(con, "feedback", model, None, None, tombstones)
                 con.execute(_LABELS_SQL)
@@ -103,17 +104,16 @@ class LogReader:
         parts = []
         if snapshot.parquet:
             files = ", ".join(_quote(str(p)) for p in snapshot.parquet)
-            parts.append(f"SELECT * FROM read_parquet([{files}], union_by_name = true)")  # noqa: S608
-        tables = []
-        for path in snapshot.segments:
+            parts.append(f"SELECT * FROM read_parquet([{files}], "  # noqa: S608
+                         "union_by_name = true)")
+        for i, path in enumerate(snapshot.segments):
             batches = read_segment(path).batches
             if batches:
-                tables.append(pa.Table.from_batches(batches))
-        if tables:
-            unsealed = tombstones.drop_erased(
-                kind, pa.concat_tables(tables, promote_options="permissive"))
-            con.register(f"_unsealed_{kind}", unsealed)
-            parts.append(f"SELECT * FROM _unsealed_{kind}")  # noqa: S608
+                # One view per segment: DuckDB's UNION BY NAME finds a common type when two
+                # segments disagree (an int label here, a string one there).
+                table = tombstones.drop_erased(kind, pa.Table.from_batches(batches))
+                con.register(f"_unsealed_{kind}_{i}", table)
+                parts.append(f"SELECT * FROM _unsealed_{kind}_{i}")  # noqa: S608
         if not parts:
             parts.append(_EMPTY[kind])
         con.execute(f"CREATE TEMP VIEW {kind} AS " + " UNION ALL BY NAME ".join(parts))
@@ -133,14 +133,17 @@ class LogReader:
             selected = (selected if columns else "p.*") + ", l.label, l.label_ts"
         else:
             source = "predictions p"
-        sql = f"SELECT {selected} FROM {source} WHERE {where}"  # noqa: S608
         if last is not None:
             if last < 0:
                 raise ValidationError("last must be a non-negative number of records.")
-            sql = f"SELECT * FROM ({sql} ORDER BY p.ts DESC, p.request_id DESC LIMIT {int(last)})"  # noqa: S608
-            sql += " ORDER BY ts, request_id"
+            # The newest N by time, then put back in time order (ordering keys kept aside).
+            inner = (f"SELECT {selected}, p.ts AS _ts, p.request_id AS _rid "  # noqa: S608
+                     f"FROM {source} WHERE {where} "
+                     f"ORDER BY p.ts DESC, p.request_id DESC LIMIT {int(last)}")
+            sql = f"SELECT * EXCLUDE (_ts, _rid) FROM ({inner}) ORDER BY _ts, _rid"  # noqa: S608
         else:
-            sql += " ORDER BY p.ts, p.request_id"
+            sql = (f"SELECT {selected} FROM {source} WHERE {where} "  # noqa: S608
+                   "ORDER BY p.ts, p.request_id")
         with self.connect(model, start, end) as con:
             return _arrow(con, sql, params)
 
@@ -160,8 +163,8 @@ class LogReader:
             SELECT f.* FROM feedback f
             WHERE NOT EXISTS (SELECT 1 FROM predictions p WHERE p.request_id = f.request_id)
               AND (f.request_id IS NOT NULL OR NOT EXISTS (
-                   SELECT 1 FROM predictions p WHERE p.subject = f.subject
-                   AND p.ts <= f.event_ts))
+                   SELECT 1 FROM predictions p WHERE p.model = f.model
+                   AND p.subject = f.subject AND p.ts <= f.event_ts))
         """
         params: list[Any] = []
         if model is not None:
@@ -190,7 +193,9 @@ class LogReader:
             if size < 1:
                 raise ValidationError("size must be at least 1.")
             for lo in range(0, n, size):
-                yield Window(times[lo], times[min(lo + size, n) - 1], table.slice(lo, size))
+                # [start, end): the end is just after the window's last record.
+                end_ts = times[min(lo + size, n) - 1] + timedelta(microseconds=1)
+                yield Window(times[lo], end_ts, table.slice(lo, size))
             return
         assert every is not None
         if every <= timedelta(0):

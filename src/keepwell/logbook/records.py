@@ -70,19 +70,28 @@ def to_table(data: pd.DataFrame | pa.Table | Mapping[str, Any], what: str) -> pa
                           f"columns, not {type(data).__name__}.")
 
 
-def uuid_array(values: Sequence[str] | pa.Array | None, n: int, what: str) -> pa.Array:
-    """Request ids as an Arrow ``uuid`` array: given as text (validated), or newly made."""
+def uuid_array(values: Sequence[str | None] | pa.Array | None, n: int, what: str, *,
+               nullable: bool = False) -> pa.Array:
+    """Request ids as an Arrow ``uuid`` array: given as text (validated), or newly made.
+
+    A prediction needs every id; a feedback row may leave its id out (``nullable``) when it
+    names a subject instead.
+    """
     if values is None:
         return id_array(n)
-    if isinstance(values, pa.Array) and isinstance(values.type, pa.UuidType):
-        return values
     if len(values) != n:
         raise ValidationError(f"{what} has {len(values)} entries for {n} rows.")
+    if isinstance(values, pa.Array) and isinstance(values.type, pa.UuidType):
+        if values.null_count and not nullable:
+            raise ValidationError(f"{what} holds a missing id; give one per row.")
+        return values
     raw = bytearray()
-    nulls = []
+    valid = np.ones(n, dtype=bool)
     for i, value in enumerate(values.to_pylist() if isinstance(values, pa.Array) else values):
         if value is None:
-            nulls.append(i)
+            if not nullable:
+                raise ValidationError(f"{what}[{i}] is missing; give one id per row.")
+            valid[i] = False
             raw += bytes(16)
             continue
         try:
@@ -90,11 +99,7 @@ def uuid_array(values: Sequence[str] | pa.Array | None, n: int, what: str) -> pa
         except ValueError:
             raise ValidationError(f"{what}[{i}] = {str(value)[:40]!r} is not a UUID; use the "
                                   "request_id returned with the prediction.") from None
-    validity = None
-    if nulls:
-        mask = np.ones(n, dtype=bool)
-        mask[nulls] = False
-        validity = pa.array(mask).buffers()[1]
+    validity = None if valid.all() else pa.array(valid).buffers()[1]
     storage = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), n,
                                                    [validity, pa.py_buffer(bytes(raw))])
     return pa.ExtensionArray.from_storage(pa.uuid(), storage)
@@ -118,12 +123,15 @@ def _timestamps(ts: Any, n: int, what: str) -> pa.Array:
         stamp = np.datetime64(ts.astimezone(UTC).replace(tzinfo=None), "us")
         return pa.array(np.full(n, stamp), type=TIMESTAMP)
     try:
-        series = pd.to_datetime(pd.Series(ts), utc=True)
+        series = pd.to_datetime(pd.Series(ts))
     except (ValueError, TypeError):
-        raise ValidationError(f"{what} must hold timestamps.") from None
+        raise ValidationError(f"{what} must hold timezone-aware timestamps.") from None
     if len(series) != n:
         raise ValidationError(f"{what} has {len(series)} entries for {n} rows.")
-    return pa.array(series, type=TIMESTAMP)
+    if n and series.dt.tz is None:
+        raise ValidationError(f"{what} must be timezone-aware (UTC recommended); naive times "
+                              "are ambiguous.")
+    return pa.array(series.dt.tz_convert("UTC") if n else series, type=TIMESTAMP)
 
 
 def _optional(values: Any, n: int, type_: pa.DataType, what: str) -> pa.Array:
@@ -203,7 +211,7 @@ def feedback_batch(
         id_array(n),
         _timestamps(None, n, "received_ts"),
         _constant(model, n),
-        uuid_array(request_ids, n, "request_ids") if request_ids is not None
+        uuid_array(request_ids, n, "request_ids", nullable=True) if request_ids is not None
         else pa.nulls(n, type=pa.uuid()),
         _optional(subjects, n, pa.string(), "subjects"),
         _timestamps(event_ts, n, "event_ts") if event_ts is not None

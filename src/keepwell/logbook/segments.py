@@ -158,7 +158,9 @@ def _frames(data: bytes) -> Iterator[tuple[int, memoryview]]:
         length, crc = _HEADER.unpack_from(view, offset)
         start = offset + _HEADER.size
         end = start + length
-        if end > len(view) or zlib.crc32(view[start:end]) != crc:
+        # A real frame is never empty: a zero length is the zero-filled tail that a machine
+        # crash can leave after the last synced frame (and crc32 of nothing is 0).
+        if length == 0 or end > len(view) or zlib.crc32(view[start:end]) != crc:
             return
         yield end, view[start:end]
         offset = end
@@ -177,10 +179,13 @@ def read_segment(path: Path) -> SegmentContents:
     valid = len(MAGIC)
     for end, payload in _frames(data):
         buffer = pa.py_buffer(payload)
-        if schema is None:
-            schema = pa.ipc.read_schema(buffer)
-        else:
-            batches.append(pa.ipc.read_record_batch(buffer, schema))
+        try:
+            if schema is None:
+                schema = pa.ipc.read_schema(buffer)
+            else:
+                batches.append(pa.ipc.read_record_batch(buffer, schema))
+        except (pa.ArrowException, EOFError, ValueError):
+            break  # a frame whose CRC holds by chance but does not decode ends the prefix
         valid = end
     return SegmentContents(schema, batches, valid if schema is not None else 0, len(data))
 

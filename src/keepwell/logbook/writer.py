@@ -84,7 +84,7 @@ class LogWriter:
         self.flush_interval_ms = flush_interval_ms
         self.max_segment_bytes = max_segment_bytes
         self.max_segment_age_s = max_segment_age_s
-        self._fsync = fsync
+        self._raw_fsync = fsync
         self.writer_id = f"{socket.gethostname()[:32]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._streams_lock = threading.Lock()
@@ -96,6 +96,16 @@ class LogWriter:
             self._flusher = threading.Thread(target=self._flush_loop, name="keepwell-log-flush",
                                              daemon=True)
             self._flusher.start()
+
+    def _fsync(self, fd: int) -> None:
+        """Every sync of this writer goes through here: the first failure stops it."""
+        if self.error is not None:
+            raise LogbookUnavailableError("the logbook stopped after a failed sync.")
+        try:
+            self._raw_fsync(fd)
+        except OSError as exc:
+            self._fail(exc)
+            raise
 
     @property
     def ready(self) -> bool:
@@ -122,6 +132,8 @@ class LogWriter:
                 segment = self._current_segment(stream, batch.schema)
                 segment.append(batch)
             except OSError as exc:
+                if self.error is not None:  # a sync failed: never a retry
+                    self._check_ready()
                 # The segment was cut back to its last whole frame; start a new one next time.
                 self._retire(stream)
                 raise LogbookFullError(
@@ -173,13 +185,15 @@ class LogWriter:
         segment, stream.segment = stream.segment, None
         if segment is not None:
             with stream.sync_lock:
-                self._close_segment(segment)
+                if self.error is not None:
+                    segment.abandon()
+                else:
+                    self._close_segment(segment)
 
     def _close_segment(self, segment: SegmentFile) -> None:
         try:
             segment.close()
-        except OSError as exc:
-            self._fail(exc)
+        except OSError:
             raise LogbookUnavailableError("syncing the logbook failed; the writer stopped.") \
                 from None
 
@@ -193,24 +207,23 @@ class LogWriter:
         with stream.sync_lock:
             if segment.synced >= target:
                 return
+            self._check_ready()
             if segment.closed:  # retired meanwhile: close() synced it, unless it failed
                 self._check_ready()
                 return
             try:
                 segment.sync()
             except OSError as exc:
-                self._fail(exc)
                 raise LogbookUnavailableError(
                     f"syncing the logbook failed ({exc.strerror or exc}); the writer stopped "
                     "and reports unready. The last records were not acknowledged."
                 ) from None
 
     def _fail(self, exc: BaseException) -> None:
+        """Stop for good. Open segments stay open (other threads may be using them) and are
+        abandoned, unsynced, by :meth:`close`; no append is accepted from now on."""
         if self.error is None:
             self.error = exc
-        for stream in list(self._streams.values()):
-            if stream.segment is not None:
-                stream.segment.abandon()
 
     def flush(self) -> None:
         """Sync every open segment now."""
@@ -235,8 +248,7 @@ class LogWriter:
         if self._stop.is_set():
             return
         try:
-            if self.error is None:
-                self.rotate()
+            self.rotate()  # synced closes, or plain abandons after a failed sync
         finally:
             self._stop.set()
             if self._flusher is not None:
