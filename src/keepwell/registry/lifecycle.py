@@ -30,12 +30,14 @@ class LifecycleOperations(RegistryBase):
                        request_id: str | None = None) -> ModelVersion:
         """Delete a version: its row stays for lineage, its model file is removed."""
         deleted = self._set_status(name, version, "deleted", reason, request_id)
-        with self.db.read() as conn:
+        # Check and delete under the write lock: a registration of the same bytes either
+        # commits first (and the file stays) or finds the file gone and writes it again.
+        with self.db.write() as conn:
             still_used = conn.execute(select(func.count()).select_from(model_versions).where(
                 model_versions.c.artifact_sha256 == deleted.artifact_sha256,
                 model_versions.c.status != "deleted")).scalar()
-        if not still_used:
-            self.artifacts.delete(deleted.artifact_sha256)
+            if not still_used:
+                self.artifacts.delete(deleted.artifact_sha256)
         return deleted
 
     def _set_status(self, name: str, version: int, status: str, reason: str,

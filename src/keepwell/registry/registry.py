@@ -176,6 +176,11 @@ class Registry(AliasOperations, LifecycleOperations, TrafficOperations):
         modules = {type(model).__module__.split(".")[0]}
         now = utc_now()
         with self.db.write() as conn:
+            # Under the lock: a concurrent delete of a version with the same bytes may have
+            # removed the file after put_bytes found it present.
+            for data, ref in ((artifact, model_ref), (profile.to_bytes(), profile_ref)):
+                if not self.artifacts.exists(ref.sha256):
+                    self.artifacts.put_bytes(data)
             model_row = conn.execute(select(models).where(models.c.name == name)).one_or_none()
             created = model_row is None
             if model_row is None:
