@@ -1,9 +1,9 @@
 """``keepwell serve``: the REST API (:func:`keepwell.serve.create_app`) under uvicorn.
 
 With one worker the app is built in this process. With more, uvicorn starts worker processes
-that each build it with :func:`app_from_environment`, from the same settings: the parent passes
-its configuration file down in ``KEEPWELL_CONFIG`` (the other ``KEEPWELL_*`` variables and the
-working folder are inherited), and points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh private
+that each build it with :func:`keepwell.serve.app.app_from_environment`, from the same
+settings: the parent passes its configuration file down in ``KEEPWELL_CONFIG`` (the other
+``KEEPWELL_*`` variables and the working folder are inherited), and points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh private
 folder, removed on exit, so that ``/metrics`` sums every worker.
 
 Logs go to stderr; the access log is off unless ``--access-log``. uvloop and httptools are used
@@ -23,7 +23,6 @@ from typing import Annotated, Any
 import typer
 import uvicorn
 import uvicorn.config
-from fastapi import FastAPI
 
 from keepwell.cli._common import ConfigFile, JsonFlag, command, settings_of
 from keepwell.cli._output import err, print_json
@@ -31,18 +30,12 @@ from keepwell.config import Settings, load_settings
 from keepwell.serve.app import create_app
 from keepwell.workspace import Workspace
 
-__all__ = ["app_from_environment", "commands", "run_server"]
+__all__ = ["commands", "run_server"]
 
 commands = typer.Typer()
 
-_FACTORY = "keepwell.cli.serve:app_from_environment"
+_FACTORY = "keepwell.serve.app:app_from_environment"
 _GRACE_SECONDS = 10  # after SIGTERM, how long open requests may take before they are cut
-
-
-def app_from_environment() -> FastAPI:
-    """The app of the settings in the environment (``KEEPWELL_CONFIG``, ``KEEPWELL_*``): what
-    each uvicorn worker process builds."""
-    return create_app(load_settings())
 
 
 def _log_config() -> dict[str, Any]:

@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keepwell.access import Principal
-from keepwell.config import Settings
+from keepwell.config import Settings, load_settings
 from keepwell.errors import (
     AliasConflictError,
     BodyTooLargeError,
@@ -42,7 +42,7 @@ from keepwell.serve.payload import parse_json
 from keepwell.serve.runtime import Runtime
 from keepwell.workspace import Workspace
 
-__all__ = ["create_app"]
+__all__ = ["app_from_environment", "create_app"]
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
 _PROBLEM = {"model": schemas.Problem, "content": {problems.MEDIA_TYPE: {}}}
@@ -267,6 +267,12 @@ def create_app(settings: Settings, *, workspace: Workspace | None = None) -> Fas
     app.state.runtime = runtime
     app.state.workspace = ws
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of the settings in the environment (``KEEPWELL_CONFIG``, ``KEEPWELL_*``): what
+    each uvicorn worker process builds."""
+    return create_app(load_settings())
 
 
 _UNSET = object()
