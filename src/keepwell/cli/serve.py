@@ -3,8 +3,9 @@
 With one worker the app is built in this process. With more, uvicorn starts worker processes
 that each build it with :func:`keepwell.serve.app.app_from_environment`, from the same
 settings: the parent passes its configuration file down in ``KEEPWELL_CONFIG`` (the other
-``KEEPWELL_*`` variables and the working folder are inherited), and points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh private
-folder, removed on exit, so that ``/metrics`` sums every worker.
+``KEEPWELL_*`` variables and the working folder are inherited), and points
+``PROMETHEUS_MULTIPROC_DIR`` at a fresh private folder, removed on exit, so that ``/metrics``
+sums every worker.
 
 Logs go to stderr; the access log is off unless ``--access-log``. uvloop and httptools are used
 when installed.
