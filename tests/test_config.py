@@ -16,14 +16,15 @@ from keepwell.config import (
     ENVIRONMENT_VARIABLES,
     LogbookSettings,
     RegistrySettings,
+    ServeSettings,
     Settings,
     config_template,
     load_settings,
 )
 from keepwell.errors import ConfigurationError
 
-TOP_LEVEL_KEYS = {"workspace", "database_url", "artifact_root", "log_root", "actor", "registry",
-                  "logbook"}
+SECTIONS = {"registry", "logbook", "serve"}
+TOP_LEVEL_KEYS = {"workspace", "database_url", "artifact_root", "log_root", "actor", *SECTIONS}
 
 
 def write_config(folder: Path, text: str, name: str = CONFIG_FILENAME) -> Path:
@@ -314,6 +315,7 @@ def test_template_is_yaml_that_load_settings_accepts(tmp_path: Path) -> None:
     assert set(data) <= TOP_LEVEL_KEYS
     assert set(data["registry"]) <= set(RegistrySettings.model_fields)
     assert set(data["logbook"]) <= set(LogbookSettings.model_fields)
+    assert set(data["serve"]) <= set(ServeSettings.model_fields)
     path = write_config(tmp_path / "project", text)
     s = load_settings(environ={}, cwd=tmp_path)  # no keepwell.yaml in cwd itself
     assert s.config_file is None
@@ -322,6 +324,7 @@ def test_template_is_yaml_that_load_settings_accepts(tmp_path: Path) -> None:
     assert s.workspace == path.parent.resolve() / ".keepwell"
     assert s.registry == RegistrySettings()  # the template spells out the defaults
     assert s.logbook == LogbookSettings()
+    assert s.serve == ServeSettings()
 
 
 def test_template_commented_settings_are_valid_keys_and_load(tmp_path: Path) -> None:
@@ -343,10 +346,13 @@ def test_template_nested_keys_are_the_sections_settings() -> None:
     registry_block = text.split("\nregistry:\n", 1)[1].split("\nlogbook:\n", 1)[0]
     nested = set(re.findall(r"^  ([a-z_]+):", registry_block, flags=re.MULTILINE))
     assert nested == set(RegistrySettings.model_fields)
-    logbook_block = text.split("\nlogbook:\n", 1)[1]
+    logbook_block = text.split("\nlogbook:\n", 1)[1].split("\nserve:\n", 1)[0]
     nested = set(re.findall(r"^  (?:# )?([a-z_]+): \S+(?:\s+#.*)?$", logbook_block,
                             flags=re.MULTILINE))
     assert nested == set(LogbookSettings.model_fields)
+    serve_block = text.split("\nserve:\n", 1)[1]
+    nested = set(re.findall(r"^  ([a-z_]+):", serve_block, flags=re.MULTILINE))
+    assert nested == set(ServeSettings.model_fields)
 
 
 def test_template_lists_every_default_trusted_type() -> None:
@@ -359,7 +365,7 @@ def test_template_lists_every_default_trusted_type() -> None:
 def test_every_file_setting_has_the_variable_the_template_promises() -> None:
     # The template says "a KEEPWELL_* environment variable of the same name (upper case) wins".
     assert "environment variable of the same name" in " ".join(config_template().split())
-    for key in TOP_LEVEL_KEYS - {"registry", "logbook"}:  # sections are file-only
+    for key in TOP_LEVEL_KEYS - SECTIONS:  # sections are file-only
         assert f"KEEPWELL_{key.upper()}" in ENVIRONMENT_VARIABLES
 
 
