@@ -14,8 +14,9 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,6 +40,33 @@ from keepwell.logbook.writer import Durability, LogWriter
 from keepwell.registry.names import check_model_name
 
 __all__ = ["FeedbackResult", "Logbook", "RetentionReport"]
+
+
+@dataclass
+class _Slot:
+    """Records one caller handed to :meth:`Logbook.append`, and what became of them."""
+
+    records: list[Prediction]
+    ids: list[str] = field(default_factory=list)
+    error: Exception | None = None
+    done: bool = False
+
+    def result(self) -> list[str]:
+        if self.error is not None:
+            raise self.error
+        return self.ids
+
+
+def _schema_of(group: Sequence[Prediction], names: list[str]) -> pa.Schema:
+    """The union of the records' features (some records lack some), each typed by its
+    first non-missing value."""
+    fields = []
+    for name in names:
+        sample = next((r.features[name] for r in group
+                       if name in r.features and r.features[name] is not None), None)
+        fields.append(pa.field(name, pa.scalar(sample).type if sample is not None
+                               else pa.null()))
+    return pa.schema(fields)
 
 
 @dataclass(frozen=True)
@@ -79,6 +107,9 @@ class Logbook(LogReader):
                                     max_segment_bytes=max_segment_bytes,
                                     max_segment_age_s=max_segment_age_s, **writer_options)
         self._writer: LogWriter | None = None
+        self._pending: list[_Slot] = []
+        self._turn = threading.Condition()
+        self._writing = False
 
     @property
     def writer(self) -> LogWriter:
@@ -133,15 +164,52 @@ class Logbook(LogReader):
                                 to_table(outputs, "outputs"), **options)
 
     def append(self, records: Prediction | Sequence[Prediction]) -> list[str]:
-        """Log single predictions (one or several); returns their request ids in order."""
+        """Log single predictions (one or several); returns their request ids in order.
+
+        Concurrent callers are combined: while one thread writes and syncs, the records other
+        threads hand in wait, and the next of them writes all of them as one batch with one
+        sync. Each call still returns only once its own records are on disk.
+        """
         items = [records] if isinstance(records, Prediction) else list(records)
-        groups: dict[tuple[str, int, str], list[Prediction]] = {}
-        for record in items:
-            groups.setdefault((record.model, record.version, record.arm), []).append(record)
-        positions: dict[int, str] = {}
-        for (model, version, arm), group in groups.items():
+        slot = _Slot(items)
+        with self._turn:
+            self._pending.append(slot)
+            while not slot.done and self._writing:
+                self._turn.wait()
+            if slot.done:
+                return slot.result()
+            self._writing = True  # this caller writes everything handed in so far
+            group, self._pending = self._pending, []
+        try:
+            ids = self._append_records([r for s in group for r in s.records])
+        except Exception as exc:  # noqa: BLE001  (every record of the group failed with it)
+            for waiting in group:
+                waiting.error = exc
+        else:
+            offset = 0
+            for waiting in group:
+                waiting.ids = ids[offset:offset + len(waiting.records)]
+                offset += len(waiting.records)
+        finally:
+            with self._turn:
+                for waiting in group:
+                    waiting.done = True
+                self._writing = False
+                self._turn.notify_all()
+        return slot.result()
+
+    def _append_records(self, items: list[Prediction]) -> list[str]:
+        """One batch (and one sync) per model version and arm among ``items``."""
+        groups: dict[tuple[str, int, str], list[int]] = {}
+        for i, record in enumerate(items):
+            groups.setdefault((record.model, record.version, record.arm), []).append(i)
+        ids: list[str] = [""] * len(items)
+        for (model, version, arm), members in groups.items():
+            group = [items[i] for i in members]
             names = list(dict.fromkeys(k for r in group for k in r.features))
-            features = pa.table({n: [r.features.get(n) for r in group] for n in names})
+            features = pa.Table.from_pylist([dict(r.features) for r in group],
+                                            schema=_schema_of(group, names)
+                                            if len(names) != len(group[0].features) else None)
             score_names = list(dict.fromkeys(k for r in group for k in r.scores))
             outputs = pa.table({"prediction": [r.prediction for r in group],
                                 **{n: [r.scores.get(n) for r in group] for n in score_names}})
@@ -151,9 +219,9 @@ class Logbook(LogReader):
                 latency_ms=[r.latency_ms for r in group],
                 subjects=[r.subject for r in group],
                 request_ids=[r.request_id or new_id() for r in group])
-            for record, rid in zip(group, batch_ids, strict=True):
-                positions[id(record)] = rid
-        return [positions[id(r)] for r in items]
+            for i, rid in zip(members, batch_ids, strict=True):
+                ids[i] = rid
+        return ids
 
     # -- feedback -------------------------------------------------------------------------
 

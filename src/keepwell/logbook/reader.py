@@ -10,8 +10,10 @@ being sealed. Inside a query, three views exist:
 ``feedback``
     every label received, including repeats and labels for unknown ids;
 ``labels``
-    one label per prediction — the *latest received* wins when a label comes twice. Labels
-    given by subject and time go to that subject's latest prediction at or before the time.
+    one label per prediction — the *latest received* wins when a label comes twice (the one
+    with the greatest ``feedback_id``: UUIDv7s made in order of receipt; two labels received
+    by different processes within the same millisecond are ordered arbitrarily). Labels given
+    by subject and time go to that subject's latest prediction at or before the time.
 
 :meth:`LogReader.query` runs any SQL over them; the other methods are the common questions.
 """
@@ -48,7 +50,7 @@ WITH direct AS (
     ON f.model = p.model AND f.subject = p.subject AND f.event_ts >= p.ts
 )
 SELECT request_id,
-       arg_max(label, (received_ts, feedback_id)) AS label,
+       arg_max(label, feedback_id) AS label,
        max(received_ts) AS label_ts,
        count(*) AS label_count
 FROM (SELECT * FROM direct UNION ALL SELECT * FROM by_subject)

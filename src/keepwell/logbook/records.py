@@ -122,6 +122,14 @@ def _timestamps(ts: Any, n: int, what: str) -> pa.Array:
             raise ValidationError(f"{what} must be timezone-aware (UTC recommended).")
         stamp = np.datetime64(ts.astimezone(UTC).replace(tzinfo=None), "us")
         return pa.array(np.full(n, stamp), type=TIMESTAMP)
+    if isinstance(ts, list | tuple) and all(isinstance(t, datetime) for t in ts):
+        # The single-record path: no pandas round trip for a handful of datetimes.
+        if len(ts) != n:
+            raise ValidationError(f"{what} has {len(ts)} entries for {n} rows.")
+        if any(t.tzinfo is None for t in ts):
+            raise ValidationError(f"{what} must be timezone-aware (UTC recommended); naive "
+                                  "times are ambiguous.")
+        return pa.array([t.astimezone(UTC) for t in ts], type=TIMESTAMP)
     try:
         series = pd.to_datetime(pd.Series(ts))
     except (ValueError, TypeError):
@@ -229,7 +237,9 @@ def _one_batch(table: pa.Table) -> pa.RecordBatch:
         if pa.types.is_dictionary(column.type):
             table = table.set_column(i, table.field(i).name,
                                      column.cast(column.type.value_type))
-    batches = table.combine_chunks().to_batches()
+    if any(column.num_chunks != 1 for column in table.columns):
+        table = table.combine_chunks()
+    batches = table.to_batches()
     if batches:
         return batches[0]
     return pa.RecordBatch.from_pylist([], schema=table.schema)
