@@ -8,7 +8,8 @@ the nearest built-in exception too, and its message says what went wrong *and wh
     ├── ConfigurationError (ValueError)           invalid-configuration       400
     ├── InvalidNameError (ValueError)             invalid-name                422
     ├── ValidationError (ValueError)              validation-failed           422
-    │   └── PayloadError                          invalid-payload             422
+    │   ├── PayloadError                          invalid-payload             422
+    │   └── ModelInputError                       model-input-error           422
     ├── MalformedBodyError (ValueError)           malformed-body              400
     ├── UnsupportedMediaTypeError (ValueError)    unsupported-media-type      415
     ├── BodyTooLargeError (ValueError)            body-too-large              413
@@ -63,6 +64,7 @@ __all__ = [
     "LogbookFullError",
     "LogbookUnavailableError",
     "MalformedBodyError",
+    "ModelInputError",
     "ModelNotFoundError",
     "NonFinitePredictionError",
     "NotFoundError",
@@ -120,6 +122,12 @@ class PayloadError(ValidationError):
         first = errors[0]["detail"] if errors else "invalid payload"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         super().__init__(f"{first}{more}")
+
+
+class ModelInputError(ValidationError):
+    """The model raised on these inputs (a missing value it cannot impute, say)."""
+
+    code = "model-input-error"
 
 
 class MalformedBodyError(KeepwellError, ValueError):

@@ -131,7 +131,7 @@ def _timestamps(ts: Any, n: int, what: str) -> pa.Array:
                                   "times are ambiguous.")
         return pa.array([t.astimezone(UTC) for t in ts], type=TIMESTAMP)
     try:
-        series = pd.to_datetime(pd.Series(ts))
+        series = pd.to_datetime(pd.Series(ts), format="ISO8601")
     except (ValueError, TypeError):
         raise ValidationError(f"{what} must hold timezone-aware timestamps.") from None
     if len(series) != n:
@@ -208,8 +208,12 @@ def feedback_batch(
     event_ts: Any = None,
 ) -> pa.RecordBatch:
     """One record batch of feedback: labels by request id, or by subject and event time."""
-    label_array = pa.array(labels, from_pandas=True) if not isinstance(labels, pa.Array) \
-        else labels
+    try:
+        label_array = labels if isinstance(labels, pa.Array) else pa.array(labels,
+                                                                           from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        raise ValidationError("labels must all be of one type (numbers, strings or "
+                              "booleans).") from None
     n = len(label_array)
     if request_ids is None and subjects is None:
         raise ValidationError("feedback needs request_ids, or subjects with event_ts.")

@@ -7,7 +7,7 @@ commands, Markdown and HTML without further escaping.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from keepwell.errors import InvalidNameError
 
@@ -45,6 +45,11 @@ class ModelRef:
     name: str
     version: int | None = None
     alias: str | None = None
+    # The alias or version was named in the reference, not the default (not part of equality).
+    pinned: bool = field(default=False, compare=False)
+
+    def __repr__(self) -> str:
+        return f"ModelRef(name={self.name!r}, version={self.version!r}, alias={self.alias!r})"
 
     def __str__(self) -> str:
         return f"{self.name}@{self.version if self.version is not None else self.alias}"
@@ -65,5 +70,7 @@ def parse_ref(ref: str, *, default_alias: str = CHAMPION) -> ModelRef:
     if not sep:
         return ModelRef(name, alias=default_alias)
     if suffix.isdigit() and suffix.isascii():
-        return ModelRef(name, version=int(suffix))
-    return ModelRef(name, alias=check_alias(suffix))
+        if len(suffix) > 9:
+            raise InvalidNameError(f"version {suffix[:20]!r} is out of range.")
+        return ModelRef(name, version=int(suffix), pinned=True)
+    return ModelRef(name, alias=check_alias(suffix), pinned=True)

@@ -13,14 +13,14 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Depends, FastAPI, Header, Request
+from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 from sqlalchemy import text
-from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keepwell.access import Principal
@@ -33,7 +33,9 @@ from keepwell.errors import (
     PayloadError,
     UnsupportedMediaTypeError,
 )
+from keepwell.logbook.ids import new_id
 from keepwell.registry.names import ModelRef, check_alias, parse_ref
+from keepwell.registry.registry import Registry
 from keepwell.registry.traffic import TrafficPolicy
 from keepwell.serve import problems, schemas
 from keepwell.serve.auth import Authenticator
@@ -45,9 +47,31 @@ from keepwell.workspace import Workspace
 __all__ = ["app_from_environment", "create_app"]
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
-_PROBLEM = {"model": schemas.Problem, "content": {problems.MEDIA_TYPE: {}}}
+_PROBLEM: dict[str, Any] = {"description": "RFC 9457 problem details", "content": {
+    problems.MEDIA_TYPE: {"schema": schemas.Problem.model_json_schema()}}}
 _ERRORS: dict[int | str, dict[str, Any]] = dict.fromkeys(
     (400, 401, 403, 404, 409, 412, 413, 415, 422, 503), _PROBLEM)
+
+
+class HostCheck:
+    """Answer 400 problem+json to a ``Host`` outside the allowlist (DNS rebinding, poisoned
+    links)."""
+
+    def __init__(self, app: ASGIApp, allowed: tuple[str, ...]) -> None:
+        self.app = app
+        self.allowed = {h.lower() for h in allowed}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if "*" not in self.allowed and name.lower() not in self.allowed:
+                response = problems.problem(400, "invalid-host", "Invalid host",
+                                            "this server does not answer for that host name.",
+                                            scope.get("path", "/"))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyLimit:
@@ -123,10 +147,13 @@ def create_app(settings: Settings, *, workspace: Workspace | None = None) -> Fas
         if workspace is None:
             ws.close()
 
-    app = FastAPI(title="keepwell", version="0.1.0", lifespan=lifespan,
+    # No public docs pages (they would load scripts from a CDN); the OpenAPI document itself is
+    # served below, behind a token like everything else.
+    app = FastAPI(title="keepwell", version="0.1.0", lifespan=lifespan, openapi_url=None,
+                  docs_url=None, redoc_url=None,
                   description="Serve, log and maintain machine-learning models.")
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(serve.allowed_hosts))
     app.add_middleware(BodyLimit, limit=serve.max_body_bytes)
+    app.add_middleware(HostCheck, allowed=serve.allowed_hosts)
     problems.install(app)
     read = Depends(auth.require("read"))
 
@@ -135,26 +162,36 @@ def create_app(settings: Settings, *, workspace: Workspace | None = None) -> Fas
         """Alive: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], responses={503: _PROBLEM})
-    async def readyz() -> Response:
-        """Ready: database reachable, logbook writable, champions loaded."""
+    @app.get("/readyz", tags=["health"], response_model=schemas.ReadyOut,
+             responses={503: _PROBLEM})
+    async def readyz(request: Request) -> Response:
+        """Ready: database reachable, logbook writable. Unready is a 503 problem whose
+        ``checks`` member says what failed."""
         checks = {"database": True, "logbook": ws.logbook.ready}
         try:
             with ws.db.read() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception:  # noqa: BLE001
             checks["database"] = False
-        ok = all(checks.values())
-        return Response(orjson.dumps({"status": "ready" if ok else "unready",
-                                      "checks": checks}),
-                        status_code=200 if ok else 503, media_type="application/json")
+        if all(checks.values()):
+            return Response(orjson.dumps({"status": "ready", "checks": checks}),
+                            media_type="application/json")
+        failed = ", ".join(k for k, ok in checks.items() if not ok)
+        return problems.problem(503, "unready", "Unready", f"not ready: {failed}",
+                                request.url.path, headers={"Retry-After": "1"},
+                                extra={"checks": checks})
 
-    @app.get("/metrics", tags=["health"], dependencies=[read], responses=_ERRORS)
+    @app.get("/metrics", tags=["health"], dependencies=[read], response_class=PlainTextResponse,
+             responses=_ERRORS)
     async def prometheus() -> Response:
         """Prometheus metrics."""
         for key, batcher in runtime._batchers.items():
             metrics.queue_depth.labels(key).set(batcher.depth)
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[read])
+    async def openapi() -> dict[str, Any]:
+        return app.openapi()
 
     predict_doc = {"requestBody": {"required": True, "content": {"application/json": {
         "schema": schemas.PredictBody.model_json_schema()}}}}
@@ -166,11 +203,17 @@ def create_app(settings: Settings, *, workspace: Workspace | None = None) -> Fas
         """Score one record or a batch with the champion (or ``name@alias``, ``name@3``)."""
         started = time.perf_counter()
         ref = _model_ref(name)
+        try:
+            await runtime.known(ref)  # before any per-model state exists
+        except KeepwellError as exc:
+            metrics.errors.labels("-", exc.code).inc()
+            raise
         batcher = runtime.batcher(ref)
         try:
             with batcher.admitting():
                 body = await _json_body(request)
                 prepared = await runtime.prepare(ref, body)
+                _check_keys(body, {"inputs", "key", "subjects"})
             scored = await runtime.predict(prepared)
         except KeepwellError as exc:
             metrics.errors.labels(ref.name, exc.code).inc()
@@ -192,12 +235,9 @@ def create_app(settings: Settings, *, workspace: Workspace | None = None) -> Fas
                        ) -> schemas.FeedbackOut:
         """Labels for earlier predictions, by request id or by subject and time."""
         ref = _model_ref(name)
+        await runtime.known(ref)
         raw = await _json_body(request)
-        try:
-            body = schemas.FeedbackBody.model_validate(raw)
-        except PydanticError as exc:
-            raise PayloadError([FieldError("/" + "/".join(map(str, e["loc"])), e["msg"])
-                                for e in exc.errors()]) from None
+        body = _validated(schemas.FeedbackBody, raw)
         result = await asyncio.get_running_loop().run_in_executor(
             runtime.pool, lambda: ws.logbook.add_feedback(
                 ref.name, body.labels, request_ids=body.request_ids, subjects=body.subjects,
@@ -220,32 +260,42 @@ def create_app(settings: Settings, *, workspace: Workspace | None = None) -> Fas
     async def list_versions(name: str) -> list[dict[str, Any]]:
         return [_version_out(v.to_dict()) for v in ws.registry.list_versions(name)]
 
+    def registry_for(principal: Principal) -> Registry:
+        """The registry acting as the token's holder, so the audit log names them."""
+        return Registry(ws.db, ws.artifacts, settings.registry, f"token:{principal.name}")
+
+    alias_doc = {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": schemas.AliasBody.model_json_schema()}}}}
+
     @app.put("/v1/models/{name}/aliases/{alias}", tags=["models"],
-             response_model=schemas.AliasOut, responses=_ERRORS)
-    async def set_alias(name: str, alias: str, body: schemas.AliasBody,
+             response_model=schemas.AliasOut, responses=_ERRORS, openapi_extra=alias_doc)
+    async def set_alias(name: str, alias: str, request: Request,
                         principal: Annotated[Principal, Depends(auth.require("alias"))],
                         if_match: Annotated[str | None, Header()] = None) -> dict[str, Any]:
         """Point an alias at a version. ``If-Match: "<version>"`` (or ``"none"``) makes the
         move conditional: 412 if the alias moved meanwhile."""
         check_alias(alias)
+        body = _validated(schemas.AliasBody, await _json_body(request))
         expected = _if_match(if_match)
-        registry = ws.registry
+        registry = registry_for(principal)
         kwargs = {} if expected is _UNSET else {"expected_version": expected}
         move = await asyncio.get_running_loop().run_in_executor(
             runtime.pool, lambda: registry.set_alias(
-                name, alias, body.version, reason=body.reason or f"via API by {principal.name}",
-                **kwargs))
+                name, alias, body.version, reason=body.reason,
+                request_id=_request_id(request), **kwargs))
         return {**move.to_dict(), "changed": move.changed}
 
     @app.post("/v1/models/{name}/rollback", tags=["models"], response_model=schemas.AliasOut,
               responses=_ERRORS)
-    async def rollback(name: str,
+    async def rollback(name: str, request: Request,
                        principal: Annotated[Principal, Depends(auth.require("alias"))]
                        ) -> dict[str, Any]:
         """Move the champion back to the previous champion."""
+        registry = registry_for(principal)
         move = await asyncio.get_running_loop().run_in_executor(
-            runtime.pool, lambda: ws.registry.rollback(
-                name, reason=f"via API by {principal.name}"))
+            runtime.pool, lambda: registry.rollback(
+                name, reason="",
+                request_id=_request_id(request)))
         return {**move.to_dict(), "changed": move.changed}
 
     @app.get("/v1/models/{name}/traffic", tags=["models"], dependencies=[read],
@@ -253,15 +303,22 @@ def create_app(settings: Settings, *, workspace: Workspace | None = None) -> Fas
     async def get_traffic(name: str) -> dict[str, Any]:
         return ws.registry.get_traffic(name).to_dict()
 
-    @app.put("/v1/models/{name}/traffic", tags=["models"], responses=_ERRORS)
-    async def set_traffic(name: str, body: schemas.TrafficBody,
+    traffic_doc = {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": schemas.TrafficBody.model_json_schema()}}}}
+
+    @app.put("/v1/models/{name}/traffic", tags=["models"], responses=_ERRORS,
+             openapi_extra=traffic_doc)
+    async def set_traffic(name: str, request: Request,
                           principal: Annotated[Principal, Depends(auth.require("traffic"))]
                           ) -> dict[str, Any]:
         """Set the model's traffic policy (champion, ab, canary or shadow)."""
+        body = _validated(schemas.TrafficBody, await _json_body(request))
         policy = TrafficPolicy(body.kind, body.share, body.challenger_alias)
+        registry = registry_for(principal)
         done = await asyncio.get_running_loop().run_in_executor(
-            runtime.pool, lambda: ws.registry.set_traffic(
-                name, policy, reason=body.reason or f"via API by {principal.name}"))
+            runtime.pool, lambda: registry.set_traffic(
+                name, policy, reason=body.reason,
+                request_id=_request_id(request)))
         return done.to_dict()
 
     app.state.runtime = runtime
@@ -276,6 +333,32 @@ def app_from_environment() -> FastAPI:
 
 
 _UNSET = object()
+
+
+def _request_id(request: Request) -> str:
+    """The caller's ``X-Request-ID`` (kept short), else a new UUIDv7: every audited change
+    carries one."""
+    given = request.headers.get("x-request-id", "")[:64]
+    return given if given.isprintable() and given else new_id()
+
+
+def _check_keys(body: Any, allowed: set[str]) -> None:
+    if isinstance(body, dict):
+        unknown = sorted(set(body) - allowed)
+        if unknown:
+            raise PayloadError([FieldError(f"/{k}", f"unknown field {k!r}") for k in unknown])
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validated(model: type[M], raw: Any) -> M:
+    """A request body checked against its schema; errors as pointers into the body."""
+    try:
+        return model.model_validate(raw)
+    except PydanticError as exc:
+        raise PayloadError([FieldError("/" + "/".join(map(str, e["loc"])), e["msg"])
+                            for e in exc.errors()]) from None
 
 
 def _if_match(header: str | None) -> Any:

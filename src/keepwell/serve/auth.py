@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from keepwell.access import Action, Principal, Tokens
 from keepwell.errors import AuthenticationError, ForbiddenError
@@ -15,6 +16,8 @@ from keepwell.errors import AuthenticationError, ForbiddenError
 __all__ = ["Authenticator"]
 
 _CACHE_SECONDS = 5.0
+# Declares the bearer scheme in the OpenAPI document; checking stays with Authenticator.
+_BEARER = HTTPBearer(auto_error=False, description="An API token: `keepwell token create`.")
 
 
 class Authenticator:
@@ -26,9 +29,10 @@ class Authenticator:
         self._cache: dict[str, tuple[float, Principal | None]] = {}
 
     def principal(self, header: str | None) -> Principal:
-        if not header or not header.startswith("Bearer "):
+        scheme, _, token = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
             raise AuthenticationError("send an API token: Authorization: Bearer <token>.")
-        token = header[len("Bearer "):].strip()
+        token = token.strip()
         key = hashlib.sha256(token.encode()).hexdigest()
         cached = self._cache.get(key)
         now = time.monotonic()
@@ -46,7 +50,9 @@ class Authenticator:
     def require(self, action: Action) -> Callable[[Request], Coroutine[Any, Any, Principal]]:
         """A dependency that lets the request through only if its token may do ``action``."""
 
-        async def dependency(request: Request) -> Principal:
+        async def dependency(request: Request,
+                             _: Annotated[HTTPAuthorizationCredentials | None,
+                                          Security(_BEARER)] = None) -> Principal:
             principal = self.principal(request.headers.get("authorization"))
             if not principal.can(action):
                 raise ForbiddenError(f"the role {principal.role!r} may not {action}.")

@@ -28,9 +28,10 @@ log = logging.getLogger("keepwell.serve")
 
 
 def problem(status: int, code: str, title: str, detail: str, instance: str,
-            errors: Sequence[FieldError] = (), headers: dict[str, str] | None = None) -> Response:
+            errors: Sequence[FieldError] = (), headers: dict[str, str] | None = None,
+            extra: dict[str, Any] | None = None) -> Response:
     body: dict[str, Any] = {"type": PROBLEM_BASE + code, "title": title, "status": status,
-                            "detail": detail, "instance": instance}
+                            "detail": detail, "instance": instance, **(extra or {})}
     if errors:
         body["errors"] = list(errors)
     return Response(orjson.dumps(body), status_code=status, media_type=MEDIA_TYPE,

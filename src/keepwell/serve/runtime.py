@@ -26,6 +26,8 @@ import pandas as pd
 from keepwell.errors import (
     AliasNotFoundError,
     FieldError,
+    InvalidStateError,
+    ModelInputError,
     NonFinitePredictionError,
     PayloadError,
 )
@@ -81,6 +83,18 @@ class ModelCache:
         key = (name, version)
         if key in self._models:
             return self._models[key]
+        return self._load(key)
+
+    def get_servable(self, name: str, version: int) -> tuple[Any, Signature]:
+        """As :meth:`get`, after checking (in the database, now) that the version may still
+        be served: archiving or deleting one takes effect on the next batch."""
+        status = self.ws.registry.get_version(f"{name}@{version}").status
+        if status != "ready":
+            raise InvalidStateError(f"{name}@{version} is {status} and is not served.")
+        return self.get(name, version)
+
+    def _load(self, key: tuple[str, int]) -> tuple[Any, Signature]:
+        name, version = key
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
@@ -119,6 +133,12 @@ class Runtime:
                                    max_wait_ms=self.max_wait_ms)
             self._batchers[key] = batcher
         return batcher
+
+    async def known(self, ref: ModelRef) -> None:
+        """Raise ModelNotFoundError (404) for a model that is not registered."""
+        if ref.name not in self._state:
+            await asyncio.get_running_loop().run_in_executor(
+                self.pool, self.ws.registry.get_model, ref.name)
 
     async def prepare(self, ref: ModelRef, body: Any) -> PredictRequest:
         """Validate a request against the signature of the version it will most likely get."""
@@ -202,7 +222,7 @@ class Runtime:
                policy: TrafficPolicy) -> tuple[str, int]:
         if ref.version is not None:
             return "champion", ref.version
-        if ref.alias is not None and ref.alias != CHAMPION:
+        if ref.alias is not None and (ref.pinned or ref.alias != CHAMPION):
             if ref.alias not in aliases:
                 raise AliasNotFoundError(f"model {ref.name!r} has no alias {ref.alias!r}.")
             return ("challenger" if ref.alias == policy.challenger_alias else "champion",
@@ -231,8 +251,11 @@ class Runtime:
 
     def _score_group(self, name: str, arm: str, version: int,
                      items: Sequence[Pending[PredictRequest]]) -> list[Scored | BaseException]:
+        # A version named by number may have been archived; aliases only point at ready ones.
+        pinned = items[0].payload.ref.version is not None
         try:
-            model, signature = self.cache.get(name, version)
+            model, signature = self.cache.get_servable(name, version) if pinned \
+                else self.cache.get(name, version)
         except Exception as exc:  # noqa: BLE001  (every request of the group gets it)
             return [exc] * len(items)
         prepared = self._inputs_for(items, signature)
@@ -247,9 +270,13 @@ class Runtime:
         try:
             outputs = model_outputs(model, frame, signature.task)
             _check_finite(outputs)
-        except NonFinitePredictionError as exc:
+        except Exception as exc:  # noqa: BLE001  (find which requests the model cannot take)
+            if len(good) == 1:
+                results[good[0]] = _model_error(exc)
+                return results
+            # Score each request alone: only those the model fails on get the error.
             for i in good:
-                results[i] = exc
+                results[i] = self._score_group(name, arm, version, [items[i]])[0]
             return results
         now = time.perf_counter()
         latency = [1000 * (now - items[i].received) for i in good
@@ -300,6 +327,15 @@ class Runtime:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+
+
+def _model_error(exc: Exception) -> Exception:
+    """What a request the model failed on gets: non-finite output stays a 500; the model
+    refusing the inputs (a null it cannot impute, a category it cannot encode) is a 422."""
+    if isinstance(exc, NonFinitePredictionError):
+        return exc
+    return ModelInputError(f"the model could not score these inputs ({type(exc).__name__}); "
+                           "check for missing values or categories the model cannot handle.")
 
 
 def _check_finite(outputs: pd.DataFrame) -> None:

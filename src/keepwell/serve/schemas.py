@@ -19,6 +19,7 @@ __all__ = [
     "PredictBody",
     "PredictOut",
     "Problem",
+    "ReadyOut",
     "TrafficBody",
     "VersionOut",
 ]
@@ -91,7 +92,7 @@ class VersionOut(BaseModel):
 
 
 class AliasBody(_Strict):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=2**31 - 1)
     reason: str = ""
 
 
@@ -111,8 +112,16 @@ class TrafficBody(_Strict):
     reason: str = ""
 
 
+class ReadyOut(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, bool]
+
+
 class Problem(BaseModel):
-    """RFC 9457 problem details."""
+    """RFC 9457 problem details (extension members such as ``errors`` or ``checks`` may
+    follow)."""
+
+    model_config = ConfigDict(extra="allow")
 
     type: str
     title: str
