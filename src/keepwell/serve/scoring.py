@@ -133,8 +133,11 @@ class _Sink:
         for name in outputs.columns:
             out = out.append_column(name, pa.array(outputs[name].to_numpy()))
         if self.writer is None:
+            # Request ids are all distinct: a dictionary for them is wasted work.
+            dictionary = [n for n in out.schema.names if n != "request_id"]
             self.writer = pacsv.CSVWriter(self.path, out.schema) if self.csv else \
-                pq.ParquetWriter(self.path, out.schema, compression="zstd")
+                pq.ParquetWriter(self.path, out.schema, compression="zstd",
+                                 use_dictionary=dictionary)
         self.writer.write_table(out)
 
     def close(self) -> None:
