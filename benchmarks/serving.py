@@ -590,12 +590,15 @@ def run_serving(sizes: Sizes, work: Path, settings: Settings, token: str,
         run.check.update({
             "logged_records": logged,
             "wrk_and_smoke_200": client_200,
-            "logged_equals_server_200": logged == run.check["server_200"],
+            # Every 200 must be logged. A record may be logged and its answer never counted:
+            # the server's counter is read while the last requests finish, and wrk closes its
+            # connections with one request in flight each.
+            "logged_covers_server_200": logged >= run.check["server_200"],
             "logged_minus_wrk_200": logged - client_200,
             "in_flight_bound": 2 * sizes.connections,  # two wrk runs, one per connection each
         })
         run.check["durable_logging_ok"] = (
-            run.check["logged_equals_server_200"]
+            run.check["logged_covers_server_200"]
             and 0 <= logged - client_200 <= 2 * sizes.connections)
         runs.append(run)
         _print_run(run)
@@ -845,7 +848,7 @@ def print_serving_table(runs: list[ServeRun]) -> None:
     table = Table(title="keepwell serve vs mlflow models serve (wrk: single-record POSTs)",
                   title_justify="left")
     for column in ("workers", "server", "req/s", "p50", "p99", "non-2xx", "CPU/req", "start",
-                   "RSS", "load start→end", "logged = 200s"):
+                   "RSS", "load start→end", "200s all logged"):
         table.add_column(column, justify="left" if column in ("server", "load start→end")
                          else "right")
     by = {(r.server, r.workers): r for r in runs}
