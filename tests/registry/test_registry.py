@@ -388,3 +388,40 @@ def test_expected_version_any_is_the_default(workspace: kw.Workspace, fitted_pip
     register_versions(workspace, fitted_pipeline, classification_data, 2)
     workspace.registry.set_alias("churn", "champion", 1, expected_version=ANY)
     assert workspace.registry.get_version("churn").version == 1
+
+
+def test_a_registration_racing_a_delete_of_the_same_bytes_keeps_its_file(
+        settings: kw.Settings, fitted_pipeline: Any, classification_data: Data) -> None:
+    """delete_version removes a model file no live version uses. A registration of the very
+    same bytes, in another process, may find the file present, then wait for the write lock
+    while the delete removes it: it must write the file again before its version row."""
+    import threading
+    import time
+
+    import skops.io
+
+    X, y = classification_data
+    path = settings.workspace.parent / "model.skops"  # one file: the very same bytes twice
+    skops.io.dump(fitted_pipeline, path)
+    with kw.Workspace(settings) as ws, kw.Workspace(settings) as other:
+        first = ws.registry.register("churn", path, X, y)
+        remove = ws.artifacts.delete
+        racers: list[threading.Thread] = []
+
+        def delete_while_another_registers(digest: str) -> None:
+            # The interleaving to force: the other registration has stored its artifacts
+            # (finding this file present) and now waits for the lock the delete holds.
+            racer = threading.Thread(
+                target=lambda: other.registry.register("churn", path, X, y))
+            racer.start()
+            racers.append(racer)
+            time.sleep(1.0)
+            remove(digest)
+
+        ws.artifacts.delete = delete_while_another_registers  # type: ignore[method-assign]
+        ws.registry.delete_version("churn", 1)
+        racers[0].join(timeout=60)
+        second = other.registry.get_version("churn@2")
+        assert second.artifact_sha256 == first.artifact_sha256
+        loaded = other.registry.load_model("churn@2")  # the file is back, and verified
+        np.testing.assert_array_equal(loaded.predict(X), fitted_pipeline.predict(X))
