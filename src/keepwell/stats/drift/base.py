@@ -152,10 +152,25 @@ class DriftTest(ABC):
             return categorical_column(reference, current)
         return column(reference, current)
 
-    @abstractmethod
     def evaluate(self, data: NumericColumn | CategoricalColumn, *,
                  feature: str = "") -> DriftResult:
-        """Compute the result from a prepared column (shared when several tests run)."""
+        """Compute the result from a prepared column (shared when several tests run).
+
+        Raises
+        ------
+        ValidationError
+            The column is of a kind this test does not apply to.
+        """
+        kind: ColumnKind = "numeric" if isinstance(data, NumericColumn) else "categorical"
+        if kind not in self.applies_to:
+            raise ValidationError(
+                f"{self.name} compares {' or '.join(sorted(self.applies_to))} columns; "
+                f"{feature!r} is {kind}.")
+        return self._score(data, feature)
+
+    @abstractmethod
+    def _score(self, data: NumericColumn | CategoricalColumn, feature: str) -> DriftResult:
+        """The result for a column of a kind this test applies to."""
 
     def check_params(self) -> None:
         """Validate the stored parameters (called by :meth:`compare`)."""

@@ -62,8 +62,7 @@ class BinnedDistance(DriftTest):
     def distance(self, p: FloatArray, q: FloatArray) -> float:
         """The distance between reference shares ``p`` and current shares ``q``."""
 
-    def evaluate(self, data: NumericColumn | CategoricalColumn, *,
-                 feature: str = "") -> DriftResult:
+    def _score(self, data: NumericColumn | CategoricalColumn, feature: str) -> DriftResult:
         ref_counts, cur_counts = binned_counts(data)
         p = ref_counts / ref_counts.sum()
         q = cur_counts / cur_counts.sum()

@@ -9,7 +9,6 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
-from keepwell.errors import ValidationError
 from keepwell.stats.drift.base import ColumnKind, DriftResult, DriftTest, StatisticKind
 from keepwell.stats.drift.columns import CategoricalColumn, NumericColumn
 
@@ -105,11 +104,8 @@ class ChiSquare(DriftTest):
         self.alpha = alpha
         self.threshold = threshold
 
-    def evaluate(self, data: NumericColumn | CategoricalColumn, *,
-                 feature: str = "") -> DriftResult:
-        if not isinstance(data, CategoricalColumn):
-            raise ValidationError(f"chisquare compares categorical columns; {feature!r} is "
-                                  "numeric (use ks, or psi over its bins).")
+    def _score(self, data: NumericColumn | CategoricalColumn, feature: str) -> DriftResult:
+        assert isinstance(data, CategoricalColumn)  # evaluate() checked the column's kind
         stat, _, p = chi_square_homogeneity(data.reference_counts, data.current_counts)
         w = cohen_w(stat, data.reference.count, data.n)
         return self.result(data, feature=feature, statistic=stat, p_value=p, effect=w)

@@ -8,7 +8,6 @@ from typing import ClassVar
 import numpy as np
 from scipy import special, stats
 
-from keepwell.errors import ValidationError
 from keepwell.stats.drift.base import ColumnKind, DriftResult, DriftTest, StatisticKind
 from keepwell.stats.drift.columns import CategoricalColumn, NumericColumn
 
@@ -132,9 +131,7 @@ class KolmogorovSmirnov(DriftTest):
         self.alpha = alpha
         self.threshold = threshold
 
-    def evaluate(self, data: NumericColumn | CategoricalColumn, *,
-                 feature: str = "") -> DriftResult:
-        if not isinstance(data, NumericColumn):
-            raise ValidationError(f"ks compares numeric columns; {feature!r} is categorical.")
+    def _score(self, data: NumericColumn | CategoricalColumn, feature: str) -> DriftResult:
+        assert isinstance(data, NumericColumn)  # evaluate() checked the column's kind
         d, p = ks_test(data)
         return self.result(data, feature=feature, statistic=d, p_value=p, effect=d)

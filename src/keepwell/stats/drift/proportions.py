@@ -119,8 +119,7 @@ class TwoProportionZTest(DriftTest):
         self.alpha = alpha
         self.threshold = threshold
 
-    def evaluate(self, data: NumericColumn | CategoricalColumn, *,
-                 feature: str = "") -> DriftResult:
+    def _score(self, data: NumericColumn | CategoricalColumn, feature: str) -> DriftResult:
         k_ref, n_ref, k_cur, n_cur = binary_counts(data, feature=feature)
         z, p = two_proportion_z(k_ref, n_ref, k_cur, n_cur)
         h = cohen_h(k_ref / n_ref, k_cur / n_cur)

@@ -7,7 +7,6 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from keepwell.errors import ValidationError
 from keepwell.stats.drift.base import ColumnKind, DriftResult, DriftTest, StatisticKind
 from keepwell.stats.drift.columns import CategoricalColumn, NumericColumn
 from keepwell.stats.drift.kolmogorov_smirnov import ks_test
@@ -136,11 +135,8 @@ class Wasserstein(DriftTest):
         self.alpha = alpha
         self.threshold = threshold
 
-    def evaluate(self, data: NumericColumn | CategoricalColumn, *,
-                 feature: str = "") -> DriftResult:
-        if not isinstance(data, NumericColumn):
-            raise ValidationError(f"wasserstein compares numeric columns; {feature!r} is "
-                                  "categorical.")
+    def _score(self, data: NumericColumn | CategoricalColumn, feature: str) -> DriftResult:
+        assert isinstance(data, NumericColumn)  # evaluate() checked the column's kind
         norm = max(data.reference.std_population, MIN_NORM)
         distance = wasserstein_distance(data) / norm
         p = None if self.alpha is None else ks_test(data)[1]
