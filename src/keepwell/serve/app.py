@@ -35,7 +35,7 @@ from keepwell.errors import (
     UnsupportedMediaTypeError,
 )
 from keepwell.logbook.ids import new_id
-from keepwell.registry.names import ModelRef, check_alias, parse_ref
+from keepwell.registry.names import check_alias, parse_ref
 from keepwell.registry.registry import Registry
 from keepwell.registry.traffic import TrafficPolicy
 from keepwell.serve import problems, schemas
@@ -47,7 +47,6 @@ from keepwell.workspace import Workspace
 
 __all__ = ["app_from_environment", "create_app"]
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
 _PROBLEM: dict[str, Any] = {"description": "RFC 9457 problem details", "content": {
     problems.MEDIA_TYPE: {"schema": schemas.Problem.model_json_schema()}}}
 _ERRORS: dict[int | str, dict[str, Any]] = dict.fromkeys(
@@ -121,10 +120,6 @@ async def _json_body(request: Request) -> Any:
     return parse_json(await request.body())
 
 
-def _model_ref(name: str) -> ModelRef:
-    return parse_ref(name)
-
-
 def create_app(settings: Settings, *, workspace: Workspace | None = None) -> FastAPI:
     """The keepwell server for ``settings`` (or for an already open ``workspace``)."""
     serve = settings.serve
@@ -146,9 +141,7 @@ def create_app(settings: Settings, *, workspace: Workspace | None = None) -> Fas
         gc.collect()
         gc.freeze()
         yield
-        for batcher in list(runtime._batchers.values()):
-            await batcher.close()
-        runtime.close()
+        await runtime.close()
         if workspace is None:
             ws.close()
 
@@ -190,8 +183,7 @@ def create_app(settings: Settings, *, workspace: Workspace | None = None) -> Fas
              responses=_ERRORS)
     async def prometheus() -> Response:
         """Prometheus metrics."""
-        for key, batcher in runtime._batchers.items():
-            metrics.queue_depth.labels(key).set(batcher.depth)
+        runtime.report_queue_depths()
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[read])
@@ -207,7 +199,7 @@ def create_app(settings: Settings, *, workspace: Workspace | None = None) -> Fas
                       _: Annotated[Principal, Depends(auth.require("predict"))]) -> Response:
         """Score one record or a batch with the champion (or ``name@alias``, ``name@3``)."""
         started = time.perf_counter()
-        ref = _model_ref(name)
+        ref = parse_ref(name)
         try:
             await runtime.known(ref)  # before any per-model state exists
         except KeepwellError as exc:
@@ -239,7 +231,7 @@ def create_app(settings: Settings, *, workspace: Workspace | None = None) -> Fas
                        _: Annotated[Principal, Depends(auth.require("feedback"))]
                        ) -> schemas.FeedbackOut:
         """Labels for earlier predictions, by request id or by subject and time."""
-        ref = _model_ref(name)
+        ref = parse_ref(name)
         await runtime.known(ref)
         raw = await _json_body(request)
         body = _validated(schemas.FeedbackBody, raw)

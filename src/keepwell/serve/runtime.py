@@ -249,6 +249,18 @@ class Runtime:
                 out.append(exc)
         return out
 
+    def _joined_frame(self, items: Sequence[Pending[PredictRequest]], signature: Signature
+                      ) -> tuple[list[dict[str, list[Any]] | PayloadError], list[int],
+                                 pd.DataFrame | None]:
+        """Each request's inputs for ``signature``, the positions of the valid ones, and one
+        frame joining those (None if there are none)."""
+        prepared = self._inputs_for(items, signature)
+        valid = [(i, p) for i, p in enumerate(prepared) if not isinstance(p, PayloadError)]
+        if not valid:
+            return prepared, [], None
+        columns = {n: [v for _, p in valid for v in p[n]] for n in signature.feature_names}
+        return prepared, [i for i, _ in valid], frame_from_columns(columns, signature)
+
     def _score_group(self, name: str, arm: str, version: int,
                      items: Sequence[Pending[PredictRequest]]) -> list[Scored | BaseException]:
         # A version named by number may have been archived; aliases only point at ready ones.
@@ -258,15 +270,11 @@ class Runtime:
                 else self.cache.get(name, version)
         except Exception as exc:  # noqa: BLE001  (every request of the group gets it)
             return [exc] * len(items)
-        prepared = self._inputs_for(items, signature)
-        good = [i for i, p in enumerate(prepared) if not isinstance(p, PayloadError)]
+        prepared, good, frame = self._joined_frame(items, signature)
         results: list[Scored | BaseException] = [
             p if isinstance(p, PayloadError) else RuntimeError("not scored") for p in prepared]
-        if not good:
+        if frame is None:
             return results
-        columns = {n: [v for i in good for v in prepared[i][n]]  # type: ignore[index]
-                   for n in signature.feature_names}
-        frame = frame_from_columns(columns, signature)
         try:
             outputs = model_outputs(model, frame, signature.task)
             _check_finite(outputs)
@@ -303,29 +311,31 @@ class Runtime:
                 champion_results: list[Scored | BaseException]) -> None:
         """Score the champion's requests with the challenger too, logged as ``shadow`` under
         the same request ids (so labels join both), never answered."""
-        scored = [(item, r) for item, r in zip(items, champion_results, strict=True)
-                  if isinstance(r, Scored)]
+        scored: list[tuple[Pending[PredictRequest], Scored]] = [
+            (item, r) for item, r in zip(items, champion_results, strict=True)
+            if isinstance(r, Scored)]
         if not scored:
             return
         try:
             model, signature = self.cache.get(name, version)
-            prepared = self._inputs_for([item for item, _ in scored], signature)
-            keep = [(p, r) for p, (_, r) in zip(prepared, scored, strict=True)
-                    if not isinstance(p, PayloadError)]
-            if not keep:
+            _, good, frame = self._joined_frame([item for item, _ in scored], signature)
+            if frame is None:
                 return
-            columns = {n: [v for p, _ in keep for v in p[n]]
-                       for n in signature.feature_names}
-            frame = frame_from_columns(columns, signature)
             outputs = model_outputs(model, frame, signature.task)
-            ids = [i for _, r in keep for i in r.request_ids]
+            ids = [rid for i in good for rid in scored[i][1].request_ids]
             self.ws.logbook.append_frame(name, version, frame, outputs, arm="shadow",
                                          request_ids=ids)
-            self.metrics.observe_batch(name, version, "shadow", len(keep), frame.shape[0])
+            self.metrics.observe_batch(name, version, "shadow", len(good), frame.shape[0])
         except Exception:  # noqa: BLE001  (a shadow failure must never touch the champion)
             self.metrics.shadow_failures.labels(name).inc()
 
-    def close(self) -> None:
+    def report_queue_depths(self) -> None:
+        for key, batcher in self._batchers.items():
+            self.metrics.queue_depth.labels(key).set(batcher.depth)
+
+    async def close(self) -> None:
+        for batcher in list(self._batchers.values()):
+            await batcher.close()
         self.pool.shutdown(wait=True)
 
 
