@@ -25,8 +25,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
+from keepwell._values import json_value
 from keepwell.errors import ValidationError
-from keepwell.registry.signature import check_feature_name, column_dtype, json_value
+from keepwell.registry.signature import check_feature_name, column_dtype
 
 __all__ = ["CategoricalProfile", "ColumnProfile", "NumericProfile", "ReferenceProfile"]
 

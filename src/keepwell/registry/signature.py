@@ -10,6 +10,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from keepwell._values import json_value
 from keepwell.errors import InvalidNameError, ValidationError
 
 __all__ = ["RESERVED_COLUMNS", "ColumnSpec", "DType", "Signature", "Task", "check_feature_name",
@@ -38,15 +39,6 @@ def check_feature_name(name: object) -> str:
             f"{', '.join(sorted(RESERVED_COLUMNS))} and proba_*); rename the column."
         )
     return name
-
-
-def json_value(value: Any) -> Any:
-    """A category value as JSON holds it: numpy scalars unwrapped, anything exotic as text."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is None or isinstance(value, str | bool | int | float):
-        return value
-    return str(value)
 
 
 def _sort_key(value: Any) -> tuple[int, float, str]:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from keepwell._values import json_value
 from keepwell.errors import ValidationError
 from keepwell.stats.drift.reference import (
     CategoricalReference,
@@ -26,7 +27,6 @@ from keepwell.stats.drift.reference import (
     Reference,
     as_series,
     categorical_reference,
-    category_key,
     is_numeric_values,
     numeric_reference,
     sorted_finite,
@@ -172,9 +172,9 @@ def _count_categories(series: pd.Series, categories: tuple[Any, ...]) -> tuple[I
     present = codes >= 0
     missing = int(codes.size - np.count_nonzero(present))
     per_unique = np.bincount(codes[present].astype(np.intp), minlength=len(uniques))
-    index = {category_key(c): i for i, c in enumerate(categories)}
+    index = {json_value(c): i for i, c in enumerate(categories)}
     other = len(categories)
-    cells = np.fromiter((index.get(category_key(u), other) for u in uniques), dtype=np.intp,
+    cells = np.fromiter((index.get(json_value(u), other) for u in uniques), dtype=np.intp,
                         count=len(uniques))
     counts = np.bincount(cells, weights=per_unique, minlength=other + 1)
     return np.rint(counts).astype(np.int64), missing

@@ -32,10 +32,11 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from keepwell._values import json_value
 from keepwell.errors import ValidationError
 
 __all__ = ["CategoricalReference", "CategoricalSummary", "NumericReference", "NumericSummary",
-           "Reference", "as_series", "categorical_reference", "category_key",
+           "Reference", "as_series", "categorical_reference",
            "is_numeric_values", "numeric_reference", "sorted_finite"]
 
 FloatArray = NDArray[np.float64]
@@ -269,15 +270,6 @@ def categorical_reference(reference: Reference) -> CategoricalReference:
     ordered = sorted(zip(counts.index, counts.to_numpy(), strict=True),
                      key=lambda kv: (-int(kv[1]), str(kv[0])))
     return CategoricalReference(
-        categories=tuple(category_key(c) for c, _ in ordered),
+        categories=tuple(json_value(c) for c, _ in ordered),
         counts=np.array([k for _, k in ordered], dtype=np.int64), other_count=0,
         count=int(counts.sum()), missing=int(series.isna().sum()))
-
-
-def category_key(value: Any) -> Any:
-    """A category as a profile stores it: numpy scalars unwrapped, anything exotic as text."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is None or isinstance(value, str | bool | int | float):
-        return value
-    return str(value)
