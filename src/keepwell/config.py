@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from keepwell.errors import ConfigurationError
@@ -37,12 +39,15 @@ __all__ = [
     "CONFIG_FILENAME",
     "DEFAULT_TRUSTED_TYPES",
     "ENVIRONMENT_VARIABLES",
+    "CheckSpec",
     "LogbookSettings",
+    "MonitorSettings",
     "RegistrySettings",
     "ServeSettings",
     "Settings",
     "config_template",
     "load_settings",
+    "parse_duration",
 ]
 
 CONFIG_FILENAME = "keepwell.yaml"
@@ -126,6 +131,197 @@ class ServeSettings(BaseModel):
         return tuple(value) if isinstance(value, list) else value
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``"90s"``, ``"15m"``, ``"6h"``, ``"1d"``, ``"2w"`` (or a number of seconds) → timedelta.
+
+    >>> parse_duration("6h"), parse_duration(90)
+    (datetime.timedelta(seconds=21600), datetime.timedelta(seconds=90))
+    """
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
+    else:
+        raise ValueError(f"{value!r} is not a duration; write a number and a unit, e.g. 30m, "
+                         "6h, 1d or 2w")
+    if seconds <= 0:
+        raise ValueError(f"{value!r} is not a positive duration")
+    return timedelta(seconds=seconds)
+
+
+Duration = Annotated[timedelta, Field(description="a duration: 30m, 6h, 1d, 2w")]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WindowSpec(_Spec):
+    """Windows by time (``every: 1d``, aligned to UTC midnight and its multiples) or by count
+    (``size: 10000`` consecutive predictions)."""
+
+    every: Duration | None = None
+    size: int | None = Field(default=None, ge=1)
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return None if value is None else parse_duration(value)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> WindowSpec:
+        if (self.every is None) == (self.size is None):
+            raise ValueError("give exactly one of every (a duration, e.g. 1d) or size "
+                             "(a number of predictions)")
+        return self
+
+
+class _CheckBase(_Spec):
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
+                             description="unique per model; default: the kind")
+    min_rows: int = Field(default=100, ge=1, description="fewer rows in a window: skipped")
+
+
+class DataDriftSpec(_CheckBase):
+    """Univariate drift of the features against the reference profile."""
+
+    kind: Literal["data_drift"] = "data_drift"
+    columns: tuple[str, ...] | None = None
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    min_share: float = Field(default=0.0, ge=0, le=1,
+                             description="share of drifted columns the dataset alarm needs")
+
+
+class PredictionDriftSpec(_CheckBase):
+    """Drift of the model's outputs (prediction, scores) against the reference profile."""
+
+    kind: Literal["prediction_drift"] = "prediction_drift"
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+
+
+class DataQualitySpec(_CheckBase):
+    """Schema violations, type errors, missing values, out-of-range values, unseen categories."""
+
+    kind: Literal["data_quality"] = "data_quality"
+    min_rows: int = Field(default=1, ge=1)
+
+
+class PerformanceSpec(_CheckBase):
+    """A metric from the labels received so far, against the version's holdout value."""
+
+    kind: Literal["performance"] = "performance"
+    metric: str | None = Field(default=None, description="default: accuracy or rmse")
+    max_drop: float | None = Field(default=0.05, ge=0,
+                                   description="alert when worse than holdout by more than this")
+    min_value: float | None = None
+    max_value: float | None = None
+    min_rows: int = Field(default=100, ge=1, description="labelled rows a window needs")
+
+
+class EstimatedPerformanceSpec(_CheckBase):
+    """A metric estimated without labels (CBPE), against the version's holdout value."""
+
+    kind: Literal["estimated_performance"] = "estimated_performance"
+    metric: str = "roc_auc"
+    max_drop: float | None = Field(default=0.05, ge=0)
+    min_value: float | None = None
+
+
+class FairnessSpec(_CheckBase):
+    """Between-group fairness over the model's sensitive features."""
+
+    kind: Literal["fairness"] = "fairness"
+    sensitive: tuple[str, ...] | None = Field(
+        default=None, description="default: the model's sensitive_features")
+    metric: Literal["disparate_impact", "demographic_parity_difference",
+                    "equalized_odds_difference"] = "disparate_impact"
+    threshold: float | None = Field(
+        default=None, ge=0, description="default: 0.8 for disparate impact (a minimum, the "
+        "four-fifths rule), 0.1 for the differences (a maximum)")
+    min_group_size: int = Field(default=30, ge=1)
+
+
+class LatencySpec(_CheckBase):
+    """A latency quantile of the logged predictions."""
+
+    kind: Literal["latency"] = "latency"
+    quantile: float = Field(default=0.99, gt=0, le=1)
+    max_ms: float | None = Field(default=None, gt=0)
+    min_rows: int = Field(default=1, ge=1)
+
+
+class MultivariateDriftSpec(_CheckBase):
+    """Drift of the features' joint distribution (PCA reconstruction error)."""
+
+    kind: Literal["multivariate_drift"] = "multivariate_drift"
+
+
+CheckSpec = Annotated[
+    DataDriftSpec | PredictionDriftSpec | DataQualitySpec | PerformanceSpec
+    | EstimatedPerformanceSpec | FairnessSpec | LatencySpec | MultivariateDriftSpec,
+    Field(discriminator="kind"),
+]
+
+DEFAULT_CHECKS: tuple[dict[str, Any], ...] = (
+    {"kind": "data_drift"}, {"kind": "prediction_drift"}, {"kind": "data_quality"},
+    {"kind": "performance"}, {"kind": "estimated_performance"}, {"kind": "fairness"},
+    {"kind": "latency"}, {"kind": "multivariate_drift"},
+)
+
+
+class ModelMonitorSettings(_Spec):
+    """One model's monitoring, overriding the defaults."""
+
+    window: WindowSpec | None = None
+    checks: tuple[CheckSpec, ...] | None = None
+
+
+class WebhookSettings(_Spec):
+    """Where alerts are POSTed (JSON). The body is signed with HMAC-SHA256 when
+    ``secret_env`` names an environment variable holding the secret."""
+
+    url: str = Field(pattern=r"^https?://", description="http:// or https:// URL")
+    secret_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class AlertSettings(_Spec):
+    webhooks: tuple[WebhookSettings, ...] = ()
+    # Off by default: a webhook URL must not be a way to reach the monitor's own network.
+    allow_private_networks: bool = False
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+
+class MonitorSettings(_Spec):
+    """What ``keepwell monitor run`` checks, over which windows, and whom it tells."""
+
+    window: WindowSpec = WindowSpec(every=timedelta(days=1))
+    lookback: Duration = Field(default=timedelta(days=30), description=(
+        "how far back a run (re)evaluates windows, so that late labels update them"))
+    checks: tuple[CheckSpec, ...] = Field(default=DEFAULT_CHECKS, validate_default=True)
+    models: dict[str, ModelMonitorSettings] = {}
+    alerts: AlertSettings = AlertSettings()
+
+    @field_validator("lookback", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+    @field_validator("checks", mode="after")
+    @classmethod
+    def _unique_names(cls, checks: tuple[Any, ...]) -> tuple[Any, ...]:
+        names = [c.name or c.kind for c in checks]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"two checks are named {name!r}; give each a unique name")
+        return checks
+
+
 class Settings(BaseModel):
     """Every setting keepwell reads, resolved to absolute paths."""
 
@@ -139,6 +335,7 @@ class Settings(BaseModel):
     registry: RegistrySettings = RegistrySettings()
     logbook: LogbookSettings = LogbookSettings()
     serve: ServeSettings = ServeSettings()
+    monitor: MonitorSettings = MonitorSettings()
     config_file: Path | None = None
 
     @classmethod
@@ -212,7 +409,7 @@ def load_settings(
         "actor": setting("actor", "KEEPWELL_ACTOR") or _default_actor(),
         "config_file": path,
     }
-    for section in ("registry", "logbook", "serve"):
+    for section in ("registry", "logbook", "serve", "monitor"):
         if section in raw:
             values[section] = raw[section]
     try:
@@ -243,7 +440,7 @@ def _config_path(
 
 
 _TOP_LEVEL_KEYS = frozenset({"workspace", "database_url", "artifact_root", "log_root", "actor",
-                             "registry", "logbook", "serve"})
+                             "registry", "logbook", "serve", "monitor"})
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,7 @@ from keepwell.audit import AuditLog, record_event
 from keepwell.config import Settings, load_settings
 from keepwell.logbook.erasure import ErasureReport, subject_hash
 from keepwell.logbook.logbook import Logbook
+from keepwell.monitor.runner import Monitor
 from keepwell.registry.registry import Registry
 from keepwell.store.artifacts import LocalArtifactStore
 from keepwell.store.db import Database
@@ -52,6 +54,11 @@ class Workspace:
                                flush_interval_ms=log.flush_interval_ms,
                                max_segment_bytes=log.max_segment_mb << 20,
                                max_segment_age_s=log.max_segment_age_s)
+
+    @functools.cached_property
+    def monitor(self) -> Monitor:
+        """The monitor, configured by the ``monitor:`` section of the settings."""
+        return Monitor(self.registry, self.logbook, self.settings.monitor)
 
     def register(self, name: str, model: Any, X: Any, y: Any = None, **kwargs: Any) -> Any:
         """Shortcut for :meth:`keepwell.registry.Registry.register`."""

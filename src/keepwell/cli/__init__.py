@@ -20,6 +20,7 @@ One module per concern, each holding a ``commands`` Typer merged into :data:`app
 ``score``        ``score``: batch scoring of a file
 ``tokens``       ``token create|list|revoke``: API tokens
 ``traffic``      ``traffic show|set``: champion/challenger splits
+``monitor``      ``monitor run|history|alerts|checks``: checks over windows, alerts
 ===============  ==============================================================================
 """
 
@@ -27,14 +28,14 @@ from __future__ import annotations
 
 import typer
 
-from keepwell.cli import audit, logbook, registry, score, serve, tokens, traffic
+from keepwell.cli import audit, logbook, monitor, registry, score, serve, tokens, traffic
 from keepwell.cli._common import root
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(name="keepwell", help="Keep machine-learning models healthy in production.",
                   callback=root, no_args_is_help=True, pretty_exceptions_show_locals=False)
-for _module in (registry, logbook, audit, serve, score, tokens, traffic):
+for _module in (registry, logbook, audit, serve, score, tokens, traffic, monitor):
     app.add_typer(_module.commands)
 
 

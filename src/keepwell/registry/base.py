@@ -101,6 +101,7 @@ class RegistryBase:
             created_by=row.created_by,
             aliases=tuple(a for a, v in alias_map.items() if v == row.version),
             subjects_sha256=row.subjects_sha256,
+            monitoring_sha256=row.monitoring_sha256,
         )
 
     def get_version(self, ref: str | ModelRef) -> ModelVersion:

@@ -71,6 +71,7 @@ class ModelVersion:
     created_by: str
     aliases: tuple[str, ...] = ()
     subjects_sha256: str | None = None
+    monitoring_sha256: str | None = None
 
     @property
     def ref(self) -> str:

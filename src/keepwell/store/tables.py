@@ -38,6 +38,8 @@ __all__ = [
     "metadata",
     "model_versions",
     "models",
+    "monitor_alerts",
+    "monitor_results",
     "traffic_policies",
 ]
 
@@ -117,6 +119,7 @@ model_versions = Table(
     Column("artifact_size", Integer, nullable=False),
     Column("profile_sha256", String(64), nullable=False),
     Column("subjects_sha256", String(64), nullable=True),
+    Column("monitoring_sha256", String(64), nullable=True),
     Column("signature", JSONText, nullable=False),
     Column("params", JSONText, nullable=False),
     Column("metrics", JSONText, nullable=False),
@@ -208,4 +211,48 @@ api_tokens = Table(
     Column("created_by", String(256), nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
     CheckConstraint("role IN ('viewer', 'predictor', 'operator', 'admin')", name="role"),
+)
+
+
+# One row per (model, version, check, window): re-running a window (late labels arrived)
+# replaces its row, so the table is the time series of every check.
+monitor_results = Table(
+    "monitor_results",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("check_name", String(128), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("window_start", UTCDateTime, nullable=False),
+    Column("window_end", UTCDateTime, nullable=False),
+    Column("window_by", String(8), nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("value", Float, nullable=True),
+    Column("threshold", Float, nullable=True),
+    Column("details", JSONText, nullable=False),
+    Column("evaluated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("model_id", "version", "check_name", "window_start", "window_end",
+                     name="uq_monitor_results_window"),
+    CheckConstraint("status IN ('ok', 'alert', 'skipped', 'error')", name="status"),
+    CheckConstraint("window_by IN ('time', 'count')", name="window_by"),
+)
+
+# A check's state changes (ok → alert, alert → ok), and what became of each notification.
+monitor_alerts = Table(
+    "monitor_alerts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False, index=True),
+    Column("version", Integer, nullable=False),
+    Column("check_name", String(128), nullable=False),
+    Column("previous_status", String(16), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("window_end", UTCDateTime, nullable=False),
+    Column("value", Float, nullable=True),
+    Column("threshold", Float, nullable=True),
+    Column("message", Text, nullable=False),
+    Column("raised_at", UTCDateTime, nullable=False),
+    Column("deliveries", JSONText, nullable=False),
 )
