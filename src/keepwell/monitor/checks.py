@@ -18,12 +18,14 @@ import pandas as pd
 from keepwell.config import (
     DataDriftSpec,
     LatencySpec,
+    PerformanceSpec,
     PredictionDriftSpec,
 )
 from keepwell.monitor.context import VersionContext, output_columns
 from keepwell.monitor.results import Outcome, finite
 from keepwell.stats.drift import compare_frame
 from keepwell.stats.drift.verdict import DatasetDrift
+from keepwell.stats.performance import classification_performance, regression_performance
 
 __all__ = ["CHECKS", "Check", "build_check"]
 
@@ -127,8 +129,102 @@ class Latency(Check):
                        f"{label} latency {value:.1f} ms, bound {bound:g} ms", details)
 
 
+# Metrics where smaller is better: "worse than holdout" means larger for these.
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "calibration_error", "mae", "rmse", "mape"})
+
+
+def as_classes(values: pd.Series, classes: tuple[Any, ...] | None) -> pd.Series:
+    """Labels as the model's own class values: a label logged as text (``"1"``) or as a
+    float (``1.0``) is the class ``1``; anything else is left for the metric to refuse."""
+    if not classes:
+        return values
+    known = set(classes)
+    by_text = {str(c): c for c in classes}
+
+    def one(value: Any) -> Any:
+        if value in known:
+            return value
+        if isinstance(value, float) and value.is_integer() and int(value) in known:
+            return int(value)
+        return by_text.get(str(value), value)
+
+    return values.map(one)
+
+
+def judge_metric(spec: Any, name: str, value: float, holdout: float | None
+                 ) -> tuple[str, float | None, str]:
+    """Status, bound and explanation of ``value`` under ``max_drop`` / ``min_value`` /
+    ``max_value`` (the first bound broken wins; ``max_drop`` counts from ``holdout``)."""
+    lower = name in LOWER_IS_BETTER
+    reasons: list[tuple[float, str]] = []
+    if spec.max_drop is not None and holdout is not None and np.isfinite(holdout):
+        bound = holdout + spec.max_drop if lower else holdout - spec.max_drop
+        if (value > bound) if lower else (value < bound):
+            reasons.append((bound, f"{name} {value:.4f} is worse than the holdout's "
+                                   f"{holdout:.4f} by more than {spec.max_drop:g}"))
+        primary: float | None = bound
+    else:
+        primary = None
+    if getattr(spec, "min_value", None) is not None and value < spec.min_value:
+        reasons.append((spec.min_value, f"{name} {value:.4f} is below {spec.min_value:g}"))
+    if getattr(spec, "max_value", None) is not None and value > spec.max_value:
+        reasons.append((spec.max_value, f"{name} {value:.4f} is above {spec.max_value:g}"))
+    if reasons:
+        return "alert", reasons[0][0], reasons[0][1]
+    versus = f" (holdout {holdout:.4f})" if holdout is not None else ""
+    return "ok", primary, f"{name} {value:.4f}{versus}"
+
+
+class Performance(Check):
+    """A metric over the window's labelled rows, judged against the holdout
+    (:mod:`keepwell.stats.performance`). Labels arrive late: a window is judged again on
+    later runs (within ``lookback``), and ``coverage`` says what share of it had labels."""
+
+    kind = "performance"
+    spec: PerformanceSpec
+
+    def run(self, rows: pd.DataFrame, context: VersionContext) -> Outcome:
+        labelled = rows[rows["label"].notna()] if "label" in rows.columns else rows.iloc[:0]
+        if len(labelled) < self.spec.min_rows:
+            return Outcome.skipped(f"{len(labelled)} of {len(rows)} predictions have labels; "
+                                   f"this check needs {self.spec.min_rows} (min_rows)")
+        return self._run(labelled, context, coverage=len(labelled) / len(rows))
+
+    def _run(self, rows: pd.DataFrame, context: VersionContext,
+             coverage: float = 1.0) -> Outcome:
+        task = context.task
+        metric = self.spec.metric or ("rmse" if task == "regression" else "accuracy")
+        if task == "regression":
+            result = regression_performance(rows["label"].astype(float), rows["prediction"])
+        else:
+            classes = context.signature.classes
+            if task == "binary":
+                scores: Any = rows["score"] if "score" in rows.columns else None
+            else:
+                columns = [f"proba_{c}" for c in classes or ()]
+                scores = rows[columns] if columns and all(
+                    c in rows.columns for c in columns) else None
+            result = classification_performance(
+                as_classes(rows["label"], classes), as_classes(rows["prediction"], classes),
+                scores, classes=list(classes) if classes else None)
+        if metric not in result.metrics:
+            raise KeyError(f"metric {metric!r} is not one of {', '.join(result.metrics)} "
+                           f"for a {task} model; fix `metric` of check {self.name!r}")
+        value = result.metrics[metric]
+        details = {**result.to_dict(), "metric": metric, "coverage": coverage,
+                   "holdout": {k: finite(v) for k, v in context.holdout.items()},
+                   "delta": {k: finite(v) for k, v in result.delta(context.holdout).items()}}
+        if not np.isfinite(value):
+            return Outcome("skipped", None, None,
+                           f"{metric} is undefined here: {result.notes.get(metric, '')}",
+                           details)
+        status, bound, message = judge_metric(self.spec, metric, value,
+                                              context.holdout.get(metric))
+        return Outcome("alert" if status == "alert" else "ok", value, bound, message, details)
+
+
 CHECKS: Mapping[str, type[Check]] = {
-    cls.kind: cls for cls in (DataDrift, PredictionDrift, Latency)
+    cls.kind: cls for cls in (DataDrift, PredictionDrift, Latency, Performance)
 }
 
 
