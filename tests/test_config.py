@@ -15,6 +15,7 @@ from keepwell.config import (
     DEFAULT_TRUSTED_TYPES,
     ENVIRONMENT_VARIABLES,
     LogbookSettings,
+    MonitorSettings,
     RegistrySettings,
     ServeSettings,
     Settings,
@@ -23,7 +24,7 @@ from keepwell.config import (
 )
 from keepwell.errors import ConfigurationError
 
-SECTIONS = {"registry", "logbook", "serve"}
+SECTIONS = {"registry", "logbook", "serve", "monitor"}
 TOP_LEVEL_KEYS = {"workspace", "database_url", "artifact_root", "log_root", "actor", *SECTIONS}
 
 
@@ -325,6 +326,7 @@ def test_template_is_yaml_that_load_settings_accepts(tmp_path: Path) -> None:
     assert s.registry == RegistrySettings()  # the template spells out the defaults
     assert s.logbook == LogbookSettings()
     assert s.serve == ServeSettings()
+    assert s.monitor == MonitorSettings()
 
 
 def test_template_commented_settings_are_valid_keys_and_load(tmp_path: Path) -> None:
@@ -350,9 +352,12 @@ def test_template_nested_keys_are_the_sections_settings() -> None:
     nested = set(re.findall(r"^  (?:# )?([a-z_]+): \S+(?:\s+#.*)?$", logbook_block,
                             flags=re.MULTILINE))
     assert nested == set(LogbookSettings.model_fields)
-    serve_block = text.split("\nserve:\n", 1)[1]
+    serve_block = text.split("\nserve:\n", 1)[1].split("\nmonitor:\n", 1)[0]
     nested = set(re.findall(r"^  ([a-z_]+):", serve_block, flags=re.MULTILINE))
     assert nested == set(ServeSettings.model_fields)
+    monitor_block = text.split("\nmonitor:\n", 1)[1]
+    nested = set(re.findall(r"^  (?:# )?([a-z_]+):", monitor_block, flags=re.MULTILINE))
+    assert nested == set(MonitorSettings.model_fields)
 
 
 def test_template_lists_every_default_trusted_type() -> None:

@@ -528,4 +528,44 @@ serve:
   max_rows: 10000           # records per request
   max_batch: 64             # requests joined into one model call
   max_wait_ms: 2.0          # how long a batch may wait for requests already arriving
+
+monitor:
+  # Windows by time (every: 1d, aligned to UTC midnight; 6h, 1w, ...) or by count (size: 10000).
+  window: {{every: 1d}}
+  # How far back `keepwell monitor run` (re)judges complete windows, so late labels count.
+  lookback: 30d
+  # The checks every model gets (a model's own list under `models:` replaces them). Each
+  # check may take `name` (unique) and `min_rows` (fewer rows in a window: skipped).
+  checks:
+    - kind: data_drift            # features vs the reference profile: significant AND material
+      alpha: 0.05
+      min_share: 0.0              # share of drifted features for a dataset alarm (0: any one)
+    - kind: prediction_drift      # the model's outputs vs their reference
+    - kind: data_quality          # schema, types, missing values, ranges, unseen categories
+    - kind: performance           # from the labels received so far, vs the holdout
+      max_drop: 0.05              # metric: accuracy (classifiers) or rmse (regressors)
+      min_rows: 100               # labelled rows a window needs
+    - kind: estimated_performance # without labels (CBPE), vs the holdout
+      metric: roc_auc
+      max_drop: 0.05
+    - kind: fairness              # over the model's sensitive_features
+      metric: disparate_impact    # or demographic_parity_difference, equalized_odds_difference
+      min_group_size: 30
+    - kind: latency
+      quantile: 0.99
+      # max_ms: 250
+    - kind: multivariate_drift    # PCA reconstruction error of the features
+  # models:
+  #   employment:
+  #     window: {{every: 7d}}
+  #     checks: [{{kind: performance, metric: roc_auc, max_drop: 0.02}}]
+  alerts:
+    # POSTed as JSON when a check changes state (ok -> alert, alert -> ok); signed with
+    # HMAC-SHA256 (header X-Keepwell-Signature) when secret_env names a variable holding a key.
+    webhooks: []
+    # webhooks:
+    #   - url: https://hooks.example.com/keepwell
+    #     secret_env: ALERT_HOOK_SECRET
+    allow_private_networks: false   # refuse webhook hosts on private/loopback/link-local IPs
+    timeout_s: 5
 """
