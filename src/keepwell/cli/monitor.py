@@ -137,7 +137,7 @@ def monitor_checks(ctx: typer.Context, name: ModelName, as_json: JsonFlag = Fals
     described = ([f"every {window.every}"] if window.every is not None
                  else [f"{window.size} predictions"])[0]
     data = {"model": name, "window": window.model_dump(mode="json"),
-            "checks": [{"name": c.name, **c.spec.model_dump(mode="json")} for c in checks]}
+            "checks": [{**c.spec.model_dump(mode="json"), "name": c.name} for c in checks]}
     emit(as_json, data, Group(
         f"{name}: windows of {described}",
         simple_table(("check", "kind", "settings"),
