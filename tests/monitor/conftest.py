@@ -64,12 +64,16 @@ class Production:
 
     def log_day(self, day: int, *, n: int = 400, age_shift: float = 0.0, labels: bool = True,
                 version: int | None = None, latency_ms: float | None = None,
-                seed: int | None = None) -> list[str]:
+                seed: int | None = None,
+                tamper: Callable[[pd.DataFrame, pd.DataFrame], None] | None = None
+                ) -> list[str]:
         X, y = make_classification_frame(n, seed=100 + day if seed is None else seed)
         X["age"] = X["age"] + age_shift
         number = version or self.version.version
         model = self.ws.registry.load_model(f"{MODEL}@{number}")
         outputs = model_outputs(model, X, "binary")
+        if tamper is not None:  # a model that behaves differently in production
+            tamper(X, outputs)
         start = DAY0 + timedelta(days=day)
         ts = pd.Series([start + timedelta(seconds=int(s)) for s in
                         np.linspace(0, 86_399, n)])

@@ -17,6 +17,7 @@ import pandas as pd
 
 from keepwell.config import (
     DataDriftSpec,
+    FairnessSpec,
     LatencySpec,
     PerformanceSpec,
     PredictionDriftSpec,
@@ -25,6 +26,7 @@ from keepwell.monitor.context import VersionContext, output_columns
 from keepwell.monitor.results import Outcome, finite
 from keepwell.stats.drift import compare_frame
 from keepwell.stats.drift.verdict import DatasetDrift
+from keepwell.stats.fairness import fairness_report
 from keepwell.stats.performance import classification_performance, regression_performance
 
 __all__ = ["CHECKS", "Check", "build_check"]
@@ -223,8 +225,55 @@ class Performance(Check):
         return Outcome("alert" if status == "alert" else "ok", value, bound, message, details)
 
 
+class Fairness(Check):
+    """Between-group fairness of a binary classifier's decisions over the model's sensitive
+    features (:func:`keepwell.stats.fairness.fairness_report`). Disparate impact and
+    demographic parity need no labels; equalized odds uses the labelled rows."""
+
+    kind = "fairness"
+    spec: FairnessSpec
+    _DEFAULT_THRESHOLD: ClassVar[dict[str, float]] = {
+        "disparate_impact": 0.8, "demographic_parity_difference": 0.1,
+        "equalized_odds_difference": 0.1}
+
+    def _run(self, rows: pd.DataFrame, context: VersionContext) -> Outcome:
+        sensitive = list(self.spec.sensitive or context.sensitive_features)
+        if not sensitive:
+            return Outcome.skipped("the model declares no sensitive_features (register with "
+                                   "sensitive_features=[...] or set `sensitive`)")
+        if context.task != "binary":
+            return Outcome.skipped(f"fairness needs binary decisions; this is a {context.task} "
+                                   "model")
+        missing = [c for c in sensitive if c not in rows.columns]
+        if missing:
+            return Outcome.skipped(f"the window has no column {', '.join(missing)}")
+        classes = context.signature.classes or (0, 1)
+        labels = as_classes(rows["label"], classes) if "label" in rows.columns else None
+        report = fairness_report(as_classes(rows["prediction"], classes), rows[sensitive],
+                                 y_true=labels, positive=classes[-1],
+                                 min_group_size=self.spec.min_group_size)
+        metric = self.spec.metric
+        value = {"disparate_impact": report.disparate_impact_ratio,
+                 "demographic_parity_difference": report.demographic_parity_difference,
+                 "equalized_odds_difference": report.equalized_odds_difference}[metric]
+        bound = self.spec.threshold if self.spec.threshold is not None \
+            else self._DEFAULT_THRESHOLD[metric]
+        details = report.to_dict()
+        if not np.isfinite(value):
+            why = "; ".join(report.notes) or "fewer than two groups could be compared"
+            return Outcome("skipped", None, bound, f"{metric} is undefined here: {why}",
+                           details)
+        low_is_bad = metric == "disparate_impact"
+        broken = value < bound if low_is_bad else value > bound
+        groups = " × ".join(sensitive)
+        message = (f"{metric} over {groups} is {value:.3f}, "
+                   f"{'below' if low_is_bad else 'above'} {bound:g}" if broken
+                   else f"{metric} over {groups} is {value:.3f} (bound {bound:g})")
+        return Outcome("alert" if broken else "ok", value, bound, message, details)
+
+
 CHECKS: Mapping[str, type[Check]] = {
-    cls.kind: cls for cls in (DataDrift, PredictionDrift, Latency, Performance)
+    cls.kind: cls for cls in (DataDrift, PredictionDrift, Latency, Performance, Fairness)
 }
 
 
