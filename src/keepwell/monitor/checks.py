@@ -17,6 +17,7 @@ import pandas as pd
 
 from keepwell.config import (
     DataDriftSpec,
+    DataQualitySpec,
     FairnessSpec,
     LatencySpec,
     PerformanceSpec,
@@ -24,10 +25,12 @@ from keepwell.config import (
 )
 from keepwell.monitor.context import VersionContext, output_columns
 from keepwell.monitor.results import Outcome, finite
+from keepwell.registry.signature import RESERVED_COLUMNS
 from keepwell.stats.drift import compare_frame
 from keepwell.stats.drift.verdict import DatasetDrift
 from keepwell.stats.fairness import fairness_report
 from keepwell.stats.performance import classification_performance, regression_performance
+from keepwell.stats.quality import check_quality
 
 __all__ = ["CHECKS", "Check", "build_check"]
 
@@ -272,8 +275,33 @@ class Fairness(Check):
         return Outcome("alert" if broken else "ok", value, bound, message, details)
 
 
+class DataQuality(Check):
+    """Schema, type errors, infinities, and rises in missing, out-of-range and unseen values
+    against the signature and reference profile (:func:`keepwell.stats.quality.check_quality`:
+    counts fail outright; rates need a Holm-significant and material rise)."""
+
+    kind = "data_quality"
+    spec: DataQualitySpec
+
+    def _run(self, rows: pd.DataFrame, context: VersionContext) -> Outcome:
+        logged = [c for c in rows.columns if c in RESERVED_COLUMNS or c == "label_ts"
+                  or str(c).startswith("proba_")]
+        report = check_quality(rows, context.signature, reference=context.profile.features,
+                               ignore_columns=logged)
+        failed = report.failed_columns
+        problems = [f"missing column {c}" for c in report.missing_columns]
+        problems += [f"{c.name}: {', '.join(c.problems)}" for c in report.columns if c.problems]
+        message = ("; ".join(problems)[:300] if report.failed
+                   else f"{len(report.columns)} columns clean")
+        return Outcome("alert" if report.failed else "ok",
+                       value=(len(failed) + len(report.missing_columns)) / max(
+                           len(context.features), 1),
+                       threshold=0.0, message=message, details=report.to_dict())
+
+
 CHECKS: Mapping[str, type[Check]] = {
-    cls.kind: cls for cls in (DataDrift, PredictionDrift, Latency, Performance, Fairness)
+    cls.kind: cls for cls in (DataDrift, PredictionDrift, DataQuality, Latency, Performance,
+                              Fairness)
 }
 
 
