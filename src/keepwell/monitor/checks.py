@@ -20,6 +20,7 @@ from keepwell.config import (
     DataQualitySpec,
     FairnessSpec,
     LatencySpec,
+    MultivariateDriftSpec,
     PerformanceSpec,
     PredictionDriftSpec,
 )
@@ -29,6 +30,7 @@ from keepwell.registry.signature import RESERVED_COLUMNS
 from keepwell.stats.drift import compare_frame
 from keepwell.stats.drift.verdict import DatasetDrift
 from keepwell.stats.fairness import fairness_report
+from keepwell.stats.multivariate import ReconstructionDrift
 from keepwell.stats.performance import classification_performance, regression_performance
 from keepwell.stats.quality import check_quality
 
@@ -299,9 +301,47 @@ class DataQuality(Check):
                        threshold=0.0, message=message, details=report.to_dict())
 
 
+class MultivariateDrift(Check):
+    """The features' joint distribution: the mean PCA reconstruction error of the window
+    (:class:`keepwell.stats.multivariate.ReconstructionDrift`, fitted on the training data at
+    registration) against the reference's band.
+
+    The stored band (mean ± 3 std of the reference's chunk errors, NannyML's rule) describes
+    chunks of a tenth of the training rows; a smaller window's mean error is noisier, so the
+    band is widened by ``sqrt(chunk / n)`` for it (never narrowed), which keeps small windows
+    from raising false alarms.
+    """
+
+    kind = "multivariate_drift"
+    spec: MultivariateDriftSpec
+
+    def _run(self, rows: pd.DataFrame, context: VersionContext) -> Outcome:
+        state = context.references.get("reconstruction")
+        if state is None:
+            why = context.references.get("notes", {}).get(
+                "reconstruction", "the version was registered without monitoring references")
+            return Outcome.skipped(f"no fitted reconstruction reference: {why}")
+        detector = ReconstructionDrift.from_dict(state)
+        result = detector.score(rows)
+        chunk_errors = np.asarray(state["reference_errors"], dtype=float)
+        centre, spread = float(chunk_errors.mean()), float(chunk_errors.std())
+        chunk = state["n_reference"] / len(chunk_errors)
+        widen = max(1.0, float(np.sqrt(chunk / result.n)))
+        k = state["params"]["std_multiplier"]
+        upper = centre + k * spread * widen
+        lower = centre - k * spread * widen
+        drifted = result.error > upper or (lower > 0 and result.error < lower)
+        details = {**result.to_dict(), "band": [lower if lower > 0 else None, upper],
+                   "widened_by": widen, "reference_error": centre}
+        message = (f"mean reconstruction error {result.error:.4f} "
+                   f"{'outside' if drifted else 'within'} the reference band "
+                   f"[{max(lower, 0):.4f}, {upper:.4f}]")
+        return Outcome("alert" if drifted else "ok", result.error, upper, message, details)
+
+
 CHECKS: Mapping[str, type[Check]] = {
     cls.kind: cls for cls in (DataDrift, PredictionDrift, DataQuality, Latency, Performance,
-                              Fairness)
+                              Fairness, MultivariateDrift)
 }
 
 

@@ -27,9 +27,12 @@ def model_outputs(model: Any, X: pd.DataFrame, task: Task) -> pd.DataFrame:
     return out
 
 
-def holdout_metrics(model: Any, X: pd.DataFrame, y: pd.Series, task: Task) -> dict[str, float]:
-    """Standard metrics of ``model`` on a holdout set, as plain floats."""
-    outputs = model_outputs(model, X, task)
+def holdout_metrics(model: Any, X: pd.DataFrame, y: pd.Series, task: Task, *,
+                    outputs: pd.DataFrame | None = None) -> dict[str, float]:
+    """Standard metrics of ``model`` on a holdout set, as plain floats (``outputs``: the
+    model's :func:`model_outputs` on ``X``, when already computed)."""
+    if outputs is None:
+        outputs = model_outputs(model, X, task)
     pred = outputs["prediction"].to_numpy()
     truth = y.to_numpy()
     result: dict[str, float] = {"n": float(len(y))}

@@ -35,13 +35,14 @@ from keepwell.registry.evaluation import holdout_metrics, model_outputs
 from keepwell.registry.flavors import detect_flavor, get_flavor
 from keepwell.registry.lifecycle import LifecycleOperations
 from keepwell.registry.lineage import data_fingerprint, library_versions
+from keepwell.registry.monitoring import fit_references
 from keepwell.registry.names import check_alias, check_model_name
 from keepwell.registry.profile import ReferenceProfile
 from keepwell.registry.records import ModelVersion
 from keepwell.registry.signature import Signature, Task
 from keepwell.registry.subjects import SubjectSet
 from keepwell.registry.traffic import TrafficOperations
-from keepwell.store.tables import model_versions, models
+from keepwell.store.tables import canonical_json, model_versions, models
 
 __all__ = ["ANY", "Registry", "model_params"]
 
@@ -154,12 +155,17 @@ class Registry(AliasOperations, LifecycleOperations, TrafficOperations):
             quantiles=self.settings.profile_quantiles,
             max_categories=self.settings.profile_max_categories)
         measured: dict[str, float] = {}
+        holdout_outputs = None
         if holdout is not None:
             X_hold, y_hold = holdout
             _, y_hold_series = self._check_training_data(model, X_hold, y_hold)
             assert y_hold_series is not None
-            measured = holdout_metrics(model, X_hold, y_hold_series, signature.task)
+            hold_outputs = model_outputs(model, X_hold, signature.task)
+            measured = holdout_metrics(model, X_hold, y_hold_series, signature.task,
+                                       outputs=hold_outputs)
+            holdout_outputs = (y_hold_series, hold_outputs)
         measured.update({k: float(v) for k, v in (metrics or {}).items()})
+        references = fit_references(X, signature, holdout_outputs)
 
         subject_set = None
         if subjects is not None:
@@ -170,6 +176,8 @@ class Registry(AliasOperations, LifecycleOperations, TrafficOperations):
 
         model_ref = self.artifacts.put_bytes(artifact)
         profile_ref = self.artifacts.put_bytes(profile.to_bytes())
+        references_bytes = canonical_json(references).encode()
+        references_ref = self.artifacts.put_bytes(references_bytes)
         subjects_ref = self.artifacts.put_bytes(subject_set.to_bytes()) \
             if subject_set is not None else None
         params = model_params(model)
@@ -178,7 +186,8 @@ class Registry(AliasOperations, LifecycleOperations, TrafficOperations):
         with self.db.write() as conn:
             # Under the lock: a concurrent delete of a version with the same bytes may have
             # removed the file after put_bytes found it present.
-            for data, ref in ((artifact, model_ref), (profile.to_bytes(), profile_ref)):
+            for data, ref in ((artifact, model_ref), (profile.to_bytes(), profile_ref),
+                              (references_bytes, references_ref)):
                 if not self.artifacts.exists(ref.sha256):
                     self.artifacts.put_bytes(data)
             model_row = conn.execute(select(models).where(models.c.name == name)).one_or_none()
@@ -208,6 +217,7 @@ class Registry(AliasOperations, LifecycleOperations, TrafficOperations):
                 "artifact_sha256": model_ref.sha256, "artifact_size": model_ref.size,
                 "profile_sha256": profile_ref.sha256,
                 "subjects_sha256": subjects_ref.sha256 if subjects_ref is not None else None,
+                "monitoring_sha256": references_ref.sha256,
                 "signature": signature.to_dict(),
                 "params": params, "metrics": measured, "tags": dict(tags or {}),
                 "data_fingerprint": data_fingerprint(X, y_series), "parent_version": parent,
@@ -225,6 +235,7 @@ class Registry(AliasOperations, LifecycleOperations, TrafficOperations):
                          after={"model_created": created, "flavor": flavor,
                                 "artifact_sha256": model_ref.sha256,
                                 "profile_sha256": profile_ref.sha256,
+                                "monitoring_sha256": references_ref.sha256,
                                 "data_fingerprint": values["data_fingerprint"],
                                 "parent_version": parent,
                                 "allow_unsafe_formats": bool(trust_pickle) or None},
