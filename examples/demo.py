@@ -2,9 +2,10 @@
 
 Data: ACS employment, Massachusetts (data/acs-employment-ma/, see its README). The 2015 survey
 year trains the model; 2016-2018 play production: every person is scored and logged, and the
-true labels arrive later as feedback. So far the story covers: train → register (signature,
+true labels arrive later as feedback. The story so far: train → register (signature,
 reference profile, safe artifact, lineage, model card) → champion → log every prediction →
-join late labels → measure. Monitoring and the maintenance loop come next.
+join late labels → monitor (drift, data quality, performance with and without labels,
+fairness) → alerts. The maintenance loop comes next.
 
 Run with `make demo`; everything is written under .demo/ (recreated on each run).
 """
@@ -26,6 +27,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OrdinalEncoder
 
 import keepwell as kw
+from keepwell.config import MonitorSettings, Settings
+from keepwell.registry.evaluation import model_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "acs-employment-ma"
@@ -98,6 +101,7 @@ def main() -> None:
                   + ("[green]intact[/]" if verified.ok else f"[red]BROKEN at {verified}[/]"))
 
     production(OUT / "workspace")
+    monitoring(OUT / "workspace")
 
     (OUT / "employment-card.md").write_text(card_md, encoding="utf-8")
     (OUT / "employment-card.html").write_text(card_html, encoding="utf-8")
@@ -119,6 +123,8 @@ def production(workspace: Path) -> None:
         logged = 0
         with console.status("Scoring and logging 2016-2018 (durable, fsynced)…"):
             for year, people in analysis.groupby("year"):
+                # People arrive in random order (the survey file is sorted by household).
+                people = people.sample(frac=1.0, random_state=int(str(year)))
                 X = people[FEATURES]
                 outputs = pd.DataFrame({"prediction": model.predict(X),
                                         "score": model.predict_proba(X)[:, 1]})
@@ -147,6 +153,57 @@ def production(workspace: Path) -> None:
         table.add_row(str(row["year"]), f"{row['people']:,}", f"{row['accuracy']:.4f}",
                       f"{row['mean_score']:.4f}", f"{row['employment_rate']:.4f}")
     console.print(table)
+
+
+# Every age moved up by 6 years: a quarter of the age's standard deviation (23.6 years), the
+# smallest shift the default drift verdict is documented to call material.
+PLANTED_YEARS = 6
+
+
+def monitoring(workspace: Path) -> None:
+    """The default monitor over 2016-2018 in 30-day windows, then a planted shift."""
+    settings = Settings.for_workspace(workspace, actor="demo", monitor=MonitorSettings(
+        window={"every": "30d"}))
+    with kw.Workspace(settings) as ws, console.status("Monitoring 2016-2018…") as status:
+        started = time.perf_counter()
+        reports = ws.monitor.run(
+            "employment", since=pd.Timestamp("2016-01-01", tz="UTC").to_pydatetime(),
+            until=pd.Timestamp("2019-01-01", tz="UTC").to_pydatetime(),
+            progress=lambda done, total: status.update(f"Monitoring: window {done}/{total}"))
+        elapsed = time.perf_counter() - started
+        report = reports[0]
+        table = Table(title=f"The default monitor: {report.windows} windows of 30 days, "
+                            f"{len(report.results)} check results in {elapsed:.1f} s")
+        for column in ("check", "ok", "alert", "skipped", "latest value", "latest message"):
+            table.add_column(column, justify="left" if "message" in column else "right")
+        for check in dict.fromkeys(r.check for r in report.results):
+            rows = [r for r in report.results if r.check == check]
+            judged = [r for r in rows if r.status in ("ok", "alert")]
+            last = judged[-1] if judged else rows[-1]
+            value = last.outcome.value
+            table.add_row(check, *(str(sum(r.status == s for r in rows))
+                                   for s in ("ok", "alert", "skipped")),
+                          "-" if value is None else f"{value:.4f}", last.outcome.message[:70])
+        console.print(table)
+        if report.alerts:
+            for alert in report.alerts:
+                console.print(f"[yellow]alert[/] {alert.check}: {alert.message}")
+        else:
+            console.print("[green]No alert[/]: no dataset-level drift, performance holds.")
+
+        analysis = pd.read_parquet(DATA / "employment_MA_analysis.pq")
+        people = analysis[analysis["year"] == 2018].sample(6000, random_state=1)
+        people = people.assign(AGEP=people["AGEP"] + PLANTED_YEARS)
+        model = ws.registry.load_model("employment@champion")
+        frame = pd.concat([people[FEATURES].reset_index(drop=True),
+                           model_outputs(model, people[FEATURES], "binary")
+                           .reset_index(drop=True)], axis=1)
+        shifted = {r.check: r for r in ws.monitor.check_frame("employment", frame)}
+    drift = shifted["data_drift"]
+    console.print(f"[bold]Planted shift[/] (every age +{PLANTED_YEARS} years, 6,000 people of "
+                  f"2018): data_drift says [red]{drift.status}[/] — {drift.outcome.message}")
+    console.print("Results are stored as time series: `keepwell monitor history employment`; "
+                  "alerts: `keepwell monitor alerts`.")
 
 
 if __name__ == "__main__":

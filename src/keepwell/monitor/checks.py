@@ -18,6 +18,7 @@ import pandas as pd
 from keepwell.config import (
     DataDriftSpec,
     DataQualitySpec,
+    EstimatedPerformanceSpec,
     FairnessSpec,
     LatencySpec,
     MultivariateDriftSpec,
@@ -29,6 +30,7 @@ from keepwell.monitor.results import Outcome, finite
 from keepwell.registry.signature import RESERVED_COLUMNS
 from keepwell.stats.drift import compare_frame
 from keepwell.stats.drift.verdict import DatasetDrift
+from keepwell.stats.estimation import CBPE
 from keepwell.stats.fairness import fairness_report
 from keepwell.stats.multivariate import ReconstructionDrift
 from keepwell.stats.performance import classification_performance, regression_performance
@@ -339,9 +341,65 @@ class MultivariateDrift(Check):
         return Outcome("alert" if drifted else "ok", result.error, upper, message, details)
 
 
+class EstimatedPerformance(Check):
+    """A classifier's performance estimated from its scores alone, before any label arrives
+    (CBPE, :class:`keepwell.stats.estimation.CBPE`, calibrated on the holdout at
+    registration), against the same metric realised on the holdout.
+
+    Significant and material, like the drift verdicts: the check alerts only when the whole
+    confidence band (estimate ± 3 sampling errors) is worse than the holdout by more than
+    ``max_drop`` (or below ``min_value``), so a small window's noise does not raise alarms.
+    CBPE assumes the link between inputs and labels is unchanged; the ``performance`` check
+    judges the labels when they come.
+    """
+
+    kind = "estimated_performance"
+    spec: EstimatedPerformanceSpec
+
+    def _run(self, rows: pd.DataFrame, context: VersionContext) -> Outcome:
+        state = context.references.get("cbpe")
+        if state is None:
+            why = context.references.get("notes", {}).get(
+                "cbpe", "the version was registered without monitoring references")
+            return Outcome.skipped(f"no CBPE reference: {why}")
+        cbpe = CBPE.from_dict(state)
+        classes = cbpe.classes_
+        if context.task == "binary":
+            if "score" not in rows.columns:
+                return Outcome.skipped("the window has no score column")
+            scores: Any = rows["score"]
+        else:
+            columns = [f"proba_{c}" for c in classes]
+            if not all(c in rows.columns for c in columns):
+                return Outcome.skipped("the window lacks proba_<class> columns")
+            scores = rows[columns]
+        result = cbpe.estimate(scores, y_pred=as_classes(rows["prediction"], classes))
+        metric = self.spec.metric
+        estimate = result[metric]
+        details = {**result.to_dict(), "metric": metric}
+        if not np.isfinite(estimate.value):
+            return Outcome("skipped", None, None, f"{metric} cannot be estimated here",
+                           details)
+        baseline = estimate.reference
+        bounds = []
+        if self.spec.max_drop is not None:
+            bounds.append(baseline - self.spec.max_drop)
+        if self.spec.min_value is not None:
+            bounds.append(self.spec.min_value)
+        bound = max(bounds) if bounds else None
+        band = f"[{estimate.lower:.4f}, {estimate.upper:.4f}]"
+        if bound is not None and estimate.upper < bound:
+            return Outcome("alert", estimate.value, bound,
+                           f"estimated {metric} {estimate.value:.4f} {band} is below "
+                           f"{bound:.4f} (holdout {baseline:.4f})", details)
+        return Outcome("ok", estimate.value, bound,
+                       f"estimated {metric} {estimate.value:.4f} {band}, holdout "
+                       f"{baseline:.4f}", details)
+
+
 CHECKS: Mapping[str, type[Check]] = {
     cls.kind: cls for cls in (DataDrift, PredictionDrift, DataQuality, Latency, Performance,
-                              Fairness, MultivariateDrift)
+                              EstimatedPerformance, Fairness, MultivariateDrift)
 }
 
 

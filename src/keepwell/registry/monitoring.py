@@ -11,6 +11,7 @@ import pandas as pd
 
 from keepwell.errors import KeepwellError
 from keepwell.registry.signature import Signature
+from keepwell.stats.estimation import CBPE
 from keepwell.stats.multivariate import ReconstructionDrift
 
 __all__ = ["FORMAT", "fit_references"]
@@ -28,4 +29,24 @@ def fit_references(X: pd.DataFrame, signature: Signature,
             X, columns=signature.feature_names).to_dict()
     except KeepwellError as exc:
         references["notes"]["reconstruction"] = str(exc)
+    if signature.task == "regression":
+        return references
+    if holdout is None:
+        references["notes"]["cbpe"] = "no holdout was given at registration"
+        return references
+    labels, outputs = holdout
+    classes = list(signature.classes or ())
+    # CBPE takes the positive class's scores (1-d) or every class's, in the model's order.
+    columns = ["score"] if signature.task == "binary" else [f"proba_{c}" for c in classes]
+    scores: Any = None
+    if all(c in outputs.columns for c in columns):
+        scores = outputs["score"] if signature.task == "binary" else outputs[columns]
+    if scores is None:
+        references["notes"]["cbpe"] = "the model gives no probabilities (predict_proba)"
+        return references
+    try:
+        references["cbpe"] = CBPE().fit(labels, scores, y_pred=outputs["prediction"],
+                                        classes=classes).to_dict()
+    except KeepwellError as exc:
+        references["notes"]["cbpe"] = str(exc)
     return references
