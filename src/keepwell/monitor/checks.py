@@ -303,6 +303,13 @@ class DataQuality(Check):
                        threshold=0.0, message=message, details=report.to_dict())
 
 
+def _no_reference(context: VersionContext, key: str) -> Outcome:
+    """Skipped, saying why the version has no fitted ``key`` reference."""
+    why = context.references.get("notes", {}).get(
+        key, "the version was registered without monitoring references")
+    return Outcome.skipped(f"no fitted {key} reference: {why}")
+
+
 class MultivariateDrift(Check):
     """The features' joint distribution: the mean PCA reconstruction error of the window
     (:class:`keepwell.stats.multivariate.ReconstructionDrift`, fitted on the training data at
@@ -320,9 +327,7 @@ class MultivariateDrift(Check):
     def _run(self, rows: pd.DataFrame, context: VersionContext) -> Outcome:
         state = context.references.get("reconstruction")
         if state is None:
-            why = context.references.get("notes", {}).get(
-                "reconstruction", "the version was registered without monitoring references")
-            return Outcome.skipped(f"no fitted reconstruction reference: {why}")
+            return _no_reference(context, "reconstruction")
         detector = ReconstructionDrift.from_dict(state)
         result = detector.score(rows)
         chunk_errors = np.asarray(state["reference_errors"], dtype=float)
@@ -359,9 +364,7 @@ class EstimatedPerformance(Check):
     def _run(self, rows: pd.DataFrame, context: VersionContext) -> Outcome:
         state = context.references.get("cbpe")
         if state is None:
-            why = context.references.get("notes", {}).get(
-                "cbpe", "the version was registered without monitoring references")
-            return Outcome.skipped(f"no CBPE reference: {why}")
+            return _no_reference(context, "cbpe")
         cbpe = CBPE.from_dict(state)
         classes = cbpe.classes_
         if context.task == "binary":

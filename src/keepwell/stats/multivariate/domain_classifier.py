@@ -46,6 +46,7 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from keepwell.errors import ValidationError
 from keepwell.stats.drift.reference import is_numeric_values
+from keepwell.stats.multivariate._frames import as_frame, check_columns, numbers
 
 __all__ = ["DomainClassifierDrift", "DomainClassifierResult", "delong_auc"]
 
@@ -200,11 +201,11 @@ class DomainClassifierDrift:
         ``columns`` defaults to every column of ``reference``.
         """
         self._check_params()
-        ref = _as_frame(reference, what="reference")
-        cur = _as_frame(current, what="current")
+        ref = as_frame(reference, what="reference")
+        cur = as_frame(current, what="current")
         names = [str(c) for c in ref.columns] if columns is None else list(columns)
         for frame, what in ((ref, "reference"), (cur, "current")):
-            _check_columns(frame, names, what=what)
+            check_columns(frame, names, what=what)
             if len(frame) < 2 * self.n_folds:
                 raise ValidationError(f"{what}: {len(frame)} rows are too few; {self.n_folds}-"
                                       f"fold cross-validation needs {2 * self.n_folds} or more.")
@@ -268,7 +269,7 @@ class DomainClassifierDrift:
                 is_categorical[j] = True
                 out[:, j] = _category_codes(ref[name], cur[name], name)
                 continue
-            values = _numbers(ref[name], name)
+            values = numbers(ref[name], name)
             if np.isnan(values).all():
                 raise ValidationError(f"reference: column {name!r} is all missing; drop it "
                                       "from columns.")
@@ -276,7 +277,7 @@ class DomainClassifierDrift:
                 raise ValidationError(f"column {name!r} is numeric in the reference but holds "
                                       f"{cur[name].dtype} values in the current data.")
             out[:len(ref), j] = values
-            out[len(ref):, j] = _numbers(cur[name], name)
+            out[len(ref):, j] = numbers(cur[name], name)
         return out, is_categorical
 
     def _out_of_fold_scores(self, features: FloatArray, labels: NDArray[np.int64],
@@ -295,37 +296,6 @@ class DomainClassifierDrift:
                 model.fit(features[train], labels[train])
                 scores[test] = model.predict_proba(features[test])[:, 1]
         return scores
-
-
-def _as_frame(data: pd.DataFrame | Mapping[str, Any], *, what: str) -> pd.DataFrame:
-    frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(dict(data))
-    if len(frame) == 0:
-        raise ValidationError(f"{what}: the frame has no rows; pass at least one.")
-    return frame
-
-
-def _check_columns(frame: pd.DataFrame, names: list[str], *, what: str) -> None:
-    if not names:
-        raise ValidationError(f"{what}: no columns to compare; pass columns=[...].")
-    missing = [c for c in names if c not in frame.columns]
-    if missing:
-        raise ValidationError(f"{what}: the frame has no column {missing[0]!r}; add it or "
-                              "compare fewer columns.")
-    if len(set(names)) != len(names):
-        raise ValidationError(f"{what}: columns are named more than once: {names!r}.")
-
-
-def _numbers(series: pd.Series, name: str) -> FloatArray:
-    """Float values, datetimes as seconds since the epoch; NaN, NaT and ±inf as NaN."""
-    if pd.api.types.is_datetime64_any_dtype(series.dtype):
-        stamps = pd.to_datetime(series, utc=True)
-        series = (stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
-    try:
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"column {name!r} holds values that are not numbers.") from exc
-    values[~np.isfinite(values)] = np.nan
-    return values
 
 
 def _category_codes(ref: pd.Series, cur: pd.Series, name: str) -> FloatArray:

@@ -48,6 +48,7 @@ from numpy.typing import NDArray
 from keepwell._values import json_value
 from keepwell.errors import InvalidStateError, ValidationError
 from keepwell.stats.drift.reference import is_numeric_values
+from keepwell.stats.multivariate._frames import as_frame, check_columns, numbers
 
 __all__ = ["ReconstructionDrift", "ReconstructionResult"]
 
@@ -159,9 +160,9 @@ class ReconstructionDrift:
         ``columns`` defaults to every column of ``reference``. Numbers and datetimes are
         numeric; strings, booleans and categoricals are categorical. Returns ``self``.
         """
-        frame = _as_frame(reference, what="reference")
+        frame = as_frame(reference, what="reference")
         names = [str(c) for c in frame.columns] if columns is None else list(columns)
-        _check_columns(frame, names, what="reference")
+        check_columns(frame, names, what="reference")
         n = len(frame)
         chunk = self.chunk_size if self.chunk_size is not None else n // 10
         self._check_params(n, chunk)
@@ -169,7 +170,7 @@ class ReconstructionDrift:
         for name in names:
             series = frame[name]
             if is_numeric_values(series):
-                values = _numbers(series, name)
+                values = numbers(series, name)
                 if np.isnan(values).all():
                     raise _all_missing(name)
                 specs.append(_Column(name, "numeric", float(np.nanmean(values))))
@@ -248,8 +249,8 @@ class ReconstructionDrift:
         does; data-quality checks are where a column that went missing shows).
         """
         self._check_fitted()
-        data = _as_frame(frame, what="current")
-        _check_columns(data, list(self.columns_), what="current")
+        data = as_frame(frame, what="current")
+        check_columns(data, list(self.columns_), what="current")
         z = (_encode(data, self.specs_) - self.mean_) / self.scale_
         errors = _row_errors(z - self.pca_mean_, self.components_)
         n = errors.size
@@ -343,7 +344,7 @@ def _encode(frame: pd.DataFrame, specs: Sequence[_Column]) -> FloatArray:
             if not is_numeric_values(series):
                 raise ValidationError(f"column {spec.name!r} is numeric in the reference but "
                                       f"holds {series.dtype} values now; send numbers.")
-            values = _numbers(series, spec.name)
+            values = numbers(series, spec.name)
             out[:, j] = np.where(np.isnan(values), spec.fill, values)
         else:
             codes, uniques = pd.factorize(series, use_na_sentinel=True)
@@ -361,40 +362,8 @@ def _row_errors(centred: FloatArray, components: FloatArray) -> FloatArray:
     return errors
 
 
-def _as_frame(data: pd.DataFrame | Mapping[str, Any], *, what: str) -> pd.DataFrame:
-    frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(dict(data))
-    if len(frame) == 0:
-        raise ValidationError(f"{what}: the frame has no rows; pass at least one.")
-    return frame
-
-
-def _check_columns(frame: pd.DataFrame, names: list[str], *, what: str) -> None:
-    if not names:
-        raise ValidationError(f"{what}: no columns to compare; pass columns=[...].")
-    missing = [c for c in names if c not in frame.columns]
-    if missing:
-        raise ValidationError(f"{what}: the frame has no column {missing[0]!r}; add it or fit "
-                              "on fewer columns.")
-    if len(set(names)) != len(names):
-        raise ValidationError(f"{what}: columns are named more than once: {names!r}.")
-
-
 def _all_missing(name: str) -> ValidationError:
     return ValidationError(f"reference: column {name!r} is all missing; drop it from columns.")
-
-
-def _numbers(series: pd.Series, name: str) -> FloatArray:
-    """Float values, datetimes as seconds since the epoch (UTC); NaN, None, NaT and ±inf
-    become NaN (missing)."""
-    if pd.api.types.is_datetime64_any_dtype(series.dtype):
-        stamps = pd.to_datetime(series, utc=True)
-        series = (stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
-    try:
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"column {name!r} holds values that are not numbers.") from exc
-    values[~np.isfinite(values)] = np.nan
-    return values
 
 
 def _categorical_spec(series: pd.Series, name: str) -> _Column:
