@@ -182,9 +182,11 @@ def test_isotonic_calibrator_is_scikit_learns() -> None:
     np.testing.assert_allclose(ours(probe), theirs.predict(probe), rtol=0, atol=1e-15)
 
 
-@pytest.mark.parametrize("k", [2, 3])
-def test_stratified_splits_are_scikit_learns(k: int) -> None:
-    labels = np.random.default_rng(k).integers(0, k, 7_001)
+@pytest.mark.parametrize(("k", "kind"), [(2, "int"), (3, "int"), (3, "str"), (40, "int")])
+def test_stratified_splits_are_scikit_learns(k: int, kind: str) -> None:
+    labels: Any = np.random.default_rng(k).integers(0, k, 7_001)
+    if kind == "str":
+        labels = np.asarray(["x", "y", "z"])[labels]
     theirs = StratifiedShuffleSplit(10, test_size=0.1, random_state=42).split(labels, labels)
     for (train, test), (our_train, our_test) in zip(theirs, stratified_splits(labels),
                                                     strict=True):

@@ -145,14 +145,28 @@ def stratified_splits(labels: IntArray, *, n_splits: int = 10, test_size: float 
     >>> [test.tolist() for _, test in stratified_splits(labels, n_splits=2, test_size=0.2)]
     [[2, 6], [8, 3]]
     """
+    yield from _splits(labels, n_splits, test_size, seed, with_train=True)
+
+
+def _splits(labels: IntArray, n_splits: int, test_size: float, seed: int, *,
+            with_train: bool) -> Iterator[tuple[IntArray, IntArray]]:
+    """:func:`stratified_splits`; without ``with_train`` the training rows (all rows but the
+    test rows) are not gathered, only the random draws of their shuffle are made."""
     n = labels.size
     n_test = math.ceil(test_size * n)
     n_train = n - n_test
-    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    if labels.dtype.kind in "iu" and labels.min() >= 0 and labels.max() < 32:  # small labels
+        counts = np.bincount(labels)
+        inverse = np.cumsum(counts > 0)[labels] - 1
+        counts = counts[counts > 0]
+        members = [np.flatnonzero(inverse == c) for c in range(counts.size)]
+    else:
+        _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+        members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
     if counts.min() < 2 or n_train < counts.size or n_test < counts.size:
         raise ValueError("too few rows per class to split")
-    members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
     rng = np.random.RandomState(seed)
+    scratch = np.empty(0 if with_train else n_train, dtype=np.intp)
     for _ in range(n_splits):
         n_i = _approximate_mode(counts, n_train, rng)
         t_i = _approximate_mode(counts - n_i, n_test, rng)
@@ -162,8 +176,9 @@ def stratified_splits(labels: IntArray, *, n_splits: int = 10, test_size: float 
             rng.shuffle(shuffled)
             train.append(shuffled[:k])
             test.append(shuffled[k:k + t])
-        train_rows, test_rows = np.concatenate(train), np.concatenate(test)
-        rng.shuffle(train_rows)
+        train_rows = np.concatenate(train) if with_train else scratch
+        rng.shuffle(train_rows)  # the draws depend only on the length
+        test_rows = np.concatenate(test)
         rng.shuffle(test_rows)
         yield train_rows, test_rows
 
@@ -210,7 +225,7 @@ def _decide(labels: IntArray, scores: FloatArray, order: IntArray, auc: float) -
     train = np.empty(n, dtype=bool)
     tests, before, after = [], [], []
     try:
-        for _, test in stratified_splits(labels):  # the training rows are all the others
+        for _, test in _splits(labels, 10, 0.1, 42, with_train=False):  # train: the rest
             train[:] = True
             train[position[test]] = False
             if group is None:
@@ -253,11 +268,12 @@ def needs_calibration(labels: IntArray, scores: FloatArray, *, auc: float) -> bo
     return _decide(labels, scores, np.argsort(scores), auc)
 
 
-def fit_calibrator(labels: IntArray, scores: FloatArray, *, auc: float
-                   ) -> IsotonicCalibrator | None:
+def fit_calibrator(labels: IntArray, scores: FloatArray, *, auc: float,
+                   order: IntArray | None = None) -> IsotonicCalibrator | None:
     """The isotonic calibrator of ``scores`` if :func:`needs_calibration` says so, else None
-    (one sort of the scores serves both)."""
-    order = np.argsort(scores)
+    (one sort of the scores, ``order``, serves both)."""
+    if order is None:
+        order = np.argsort(scores)
     if not _decide(labels, scores, order, auc):
         return None
     return IsotonicCalibrator.fit_sorted(scores[order], labels[order])

@@ -177,11 +177,12 @@ class CBPE:
                                   "needs labelled rows of every class")
         predicted = predicted_classes(y_pred, matrix, chosen, binary)
         columns = _columns(binary, k)
-        aucs = class_aucs(truth, matrix, columns)
+        orders = [np.argsort(matrix[:, c]) for c in columns]  # one sort per class serves all
+        aucs = class_aucs(truth, matrix, columns, orders)
         calibrators = tuple(
             fit_calibrator((truth == c).astype(np.intp), np.ascontiguousarray(matrix[:, c]),
-                           auc=auc) if self.calibration == "isotonic" else None
-            for c, auc in zip(columns, aucs, strict=True))
+                           auc=auc, order=order) if self.calibration == "isotonic" else None
+            for c, auc, order in zip(columns, aucs, orders, strict=True))
         size = self.chunk_size or max(1, n // 10)
         per_chunk = [realized(metrics, truth[a:a + size], predicted[a:a + size],
                               matrix[a:a + size], columns) for a in range(0, n, size)]
@@ -193,7 +194,8 @@ class CBPE:
                             for m in metrics}
         self.reference_ = realized(metrics, truth, predicted, matrix, columns, aucs=aucs)
         self.n_reference_ = n
-        self.sampling_errors_ = sampling_errors(metrics, truth, predicted, matrix, columns)
+        self.sampling_errors_ = sampling_errors(metrics, truth, predicted, matrix, columns,
+                                                orders)
         return self
 
     def _checked_parameters(self) -> tuple[Metric, ...]:

@@ -47,8 +47,10 @@ def _ratio(numerator: FloatArray, denominator: FloatArray, empty: float) -> Floa
     return out
 
 
-def roc_auc(scores: FloatArray, positive: BoolArray) -> float:
+def roc_auc(scores: FloatArray, positive: BoolArray, order: IntArray | None = None) -> float:
     """ROC AUC as the Mann–Whitney statistic, tied scores counting one half; NaN with one class.
+
+    ``order`` is ``np.argsort(scores)`` when already known.
 
     Examples
     --------
@@ -59,7 +61,8 @@ def roc_auc(scores: FloatArray, positive: BoolArray) -> float:
     n_pos = int(np.count_nonzero(positive))
     if n_pos == 0 or n_pos == n:
         return math.nan
-    order = np.argsort(scores)
+    if order is None:
+        order = np.argsort(scores)
     ordered = scores[order]
     hits = positive[order]
     distinct = ordered[1:] != ordered[:-1]
@@ -73,9 +76,12 @@ def roc_auc(scores: FloatArray, positive: BoolArray) -> float:
     return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * (n - n_pos))
 
 
-def class_aucs(truth: IntArray, scores: FloatArray, columns: tuple[int, ...]) -> list[float]:
-    """The ROC AUC of each class in ``columns``, one against the rest."""
-    return [roc_auc(np.ascontiguousarray(scores[:, c]), truth == c) for c in columns]
+def class_aucs(truth: IntArray, scores: FloatArray, columns: tuple[int, ...],
+               orders: Sequence[IntArray] | None = None) -> list[float]:
+    """The ROC AUC of each class in ``columns``, one against the rest (``orders``: each
+    column's ``argsort`` when already known)."""
+    return [roc_auc(np.ascontiguousarray(scores[:, c]), truth == c,
+                    None if orders is None else orders[i]) for i, c in enumerate(columns)]
 
 
 def expected_roc_auc(probabilities: FloatArray, scores: FloatArray) -> float:
@@ -189,15 +195,27 @@ class SamplingError:
         return self.factor * math.sqrt(math.fsum(terms)) / (len(terms) * math.sqrt(n))
 
 
-def _auroc_component(scores: FloatArray, positive: BoolArray) -> tuple[float, float]:
+def _auroc_component(scores: FloatArray, positive: BoolArray,
+                     order: IntArray | None = None) -> tuple[float, float]:
     """Variance of the per-positive Mann–Whitney shares, and the positives' share (minority
-    class taken as positive), as NannyML computes them (its rank quirks included)."""
+    class taken as positive), as NannyML computes them (its rank quirks included).
+
+    Tied scores are ranked in the order ``np.argsort`` puts them, as NannyML's are; ``order``
+    (``np.argsort(scores)``) is used instead only where no two scores tie.
+    """
     n = positive.size
     truth = positive.astype(np.intp)
-    if truth.mean() > 0.5:
+    flip = bool(truth.mean() > 0.5)
+    if flip:
         truth = 1 - truth
         scores = 1 - scores
-    ranks = np.flatnonzero(truth[np.argsort(scores)])
+    if order is not None and flip:
+        order = order[::-1]
+    if order is not None and np.count_nonzero(np.diff(scores[order])) == n - 1:
+        ranked = order  # no ties: every sort gives this order
+    else:
+        ranked = np.argsort(scores)
+    ranks = np.flatnonzero(truth[ranked])
     ranks = ranks[ranks > 0]
     n_pos = int(truth.sum())
     if n_pos == 0 or n_pos == n:
@@ -207,8 +225,10 @@ def _auroc_component(scores: FloatArray, positive: BoolArray) -> tuple[float, fl
 
 
 def sampling_errors(metrics: Sequence[Metric], truth: IntArray, predicted: IntArray,
-                    scores: FloatArray, columns: tuple[int, ...]) -> dict[str, SamplingError]:
-    """Fit the sampling-error components of each metric on labelled reference rows."""
+                    scores: FloatArray, columns: tuple[int, ...],
+                    orders: Sequence[IntArray] | None = None) -> dict[str, SamplingError]:
+    """Fit the sampling-error components of each metric on labelled reference rows
+    (``orders``: each column's ``argsort`` when already known)."""
     n, k = scores.shape
     binary = columns == (1,)
     tp, n_predicted, n_true = (a[list(columns)] for a in _counts(truth, predicted, k))
@@ -220,8 +240,9 @@ def sampling_errors(metrics: Sequence[Metric], truth: IntArray, predicted: IntAr
             out[metric] = SamplingError((right * (1 - right),), (1.0,))
             continue
         if metric == "roc_auc":
-            parts = [_auroc_component(np.ascontiguousarray(scores[:, c]), truth == c)
-                     for c in columns]
+            parts = [_auroc_component(np.ascontiguousarray(scores[:, c]), truth == c,
+                                      None if orders is None else orders[i])
+                     for i, c in enumerate(columns)]
             out[metric] = SamplingError(tuple(v for v, _ in parts), tuple(f for _, f in parts),
                                         1.0 if binary else 1.2)
             continue
