@@ -46,6 +46,7 @@ from numpy.typing import NDArray
 
 from keepwell._values import json_value
 from keepwell.errors import ValidationError
+from keepwell.stats.drift.reference import as_series
 
 __all__ = ["FOUR_FIFTHS", "FairnessReport", "GroupMetrics", "fairness_report"]
 
@@ -249,12 +250,12 @@ def fairness_report(y_pred: Any, sensitive: Any, *, y_true: Any = None, positive
         raise ValidationError("positive must be the favourable decision value (such as 1 or "
                               f"'yes'), not {positive!r}.")
     minimum = int(min_group_size)
-    pred = _series(y_pred, "y_pred")
+    pred = as_series(y_pred, what="y_pred")
     n = len(pred)
     if n == 0:
         raise ValidationError("y_pred is empty: pass at least one decision.")
     features, columns = _sensitive_columns(sensitive)
-    truth = None if y_true is None else _series(y_true, "y_true")
+    truth = None if y_true is None else as_series(y_true, what="y_true")
     for name, values in [*zip(features, columns, strict=True), ("y_true", truth)]:
         if values is not None and len(values) != n:
             label = "y_true" if values is truth else f"sensitive column {name!r}"
@@ -463,22 +464,13 @@ def _sensitive_columns(sensitive: Any) -> tuple[tuple[str, ...], list[pd.Series]
             raise ValidationError(f"sensitive has duplicate column names {list(names)}.")
         if isinstance(sensitive, pd.DataFrame):
             return names, [sensitive.iloc[:, j] for j in range(sensitive.shape[1])]
-        return names, [_series(v, f"sensitive[{k!r}]") for k, v in sensitive.items()]
-    series = _series(sensitive, "sensitive")
+        return names, [as_series(v, what=f"sensitive[{k!r}]") for k, v in sensitive.items()]
+    try:
+        series = as_series(sensitive, what="sensitive")
+    except ValidationError as error:  # not 1-D: say how to pass several features
+        raise ValidationError(f"{str(error).removesuffix('.')} (pass several sensitive "
+                              "features as a DataFrame).") from None
     return (str(series.name) if series.name is not None else "sensitive",), [series]
-
-
-def _series(values: Any, name: str) -> pd.Series:
-    if isinstance(values, pd.Series):
-        return values
-    if isinstance(values, pd.Index | pd.Categorical):
-        return pd.Series(values)
-    array = np.asarray(values)
-    if array.ndim != 1:
-        hint = " (pass several sensitive features as a DataFrame)" if name == "sensitive" else ""
-        raise ValidationError(f"{name} must be one-dimensional, not of shape "
-                              f"{array.shape}{hint}.")
-    return pd.Series(array)
 
 
 def _is_missing(value: Any) -> bool:
