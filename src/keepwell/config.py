@@ -150,9 +150,10 @@ def parse_duration(value: Any) -> timedelta:
     else:
         raise ValueError(f"{value!r} is not a duration; write a number and a unit, e.g. 30m, "
                          "6h, 1d or 2w")
-    if seconds <= 0:
+    duration = timedelta(seconds=seconds)
+    if duration <= timedelta(0):  # also what rounds to nothing below a microsecond
         raise ValueError(f"{value!r} is not a positive duration")
-    return timedelta(seconds=seconds)
+    return duration
 
 
 Duration = Annotated[timedelta, Field(description="a duration: 30m, 6h, 1d, 2w")]
@@ -217,8 +218,10 @@ class PerformanceSpec(_CheckBase):
 
     kind: Literal["performance"] = "performance"
     metric: str | None = Field(default=None, description="default: accuracy or rmse")
-    max_drop: float | None = Field(default=0.05, ge=0,
-                                   description="alert when worse than holdout by more than this")
+    max_drop: float | None = Field(default=0.05, ge=0, description=(
+        "alert when worse than the holdout by more than this: an absolute difference for "
+        "metrics in [0, 1] (accuracy, f1, roc_auc, ...), a relative one for mae, rmse and "
+        "log_loss (0.05 = 5 %)"))
     min_value: float | None = None
     max_value: float | None = None
     min_rows: int = Field(default=100, ge=1, description="labelled rows a window needs")
@@ -545,7 +548,7 @@ monitor:
     - kind: prediction_drift      # the model's outputs vs their reference
     - kind: data_quality          # schema, types, missing values, ranges, unseen categories
     - kind: performance           # from the labels received so far, vs the holdout
-      max_drop: 0.05              # metric: accuracy (classifiers) or rmse (regressors)
+      max_drop: 0.05              # accuracy (classifiers): -0.05; rmse (regressors): +5 %
       min_rows: 100               # labelled rows a window needs
     - kind: estimated_performance # without labels (CBPE), vs the holdout
       metric: roc_auc

@@ -69,9 +69,16 @@ def monitor_run(
         reports = ws.monitor.run(name, since=_moment(since, "since"),
                                  until=_moment(until, "until"), notify=notify,
                                  progress=advance)
-        alerting = [(r.model, key, state) for r in reports
-                    for key, state in ws.monitor.store.states(r.model).items()
-                    if state.status == "alert"]
+        # Alerting now: checks of ready versions this run judged whose state is alert (an
+        # archived or deleted version keeps its last state, but does not fail the run).
+        alerting = []
+        for r in reports:
+            ready = {v.version for v in ws.registry.list_versions(r.model)
+                     if v.status == "ready"}
+            judged = {(x.version, x.check) for x in r.results if x.version in ready}
+            alerting += [(r.model, key, state) for key, state in
+                         sorted(ws.monitor.store.states(r.model).items())
+                         if key in judged and state.status == "alert"]
     rows = [(a.model, a.version, a.check, a.previous_status or "new", a.status, a.message)
             for r in reports for a in r.alerts]
     summary = [f"{r.model}: {r.windows} windows, "

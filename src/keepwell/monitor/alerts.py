@@ -12,6 +12,7 @@ stored with the alert, and a failure never stops the monitor.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -21,12 +22,14 @@ import logging
 import os
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from keepwell.config import AlertSettings, WebhookSettings
+from keepwell.monitor.results import finite
 
 __all__ = ["Notifier", "WebhookRefused", "deliver_webhook"]
 
@@ -86,15 +89,33 @@ def deliver_webhook(url: str, body: bytes, headers: Mapping[str, str], *,
     port = parts.port or (443 if parts.scheme == "https" else 80)
     address = _checked_address(parts.hostname, port, allow_private)
     conn = _Pinned(parts.hostname, address, port, timeout, parts.scheme == "https")
+    # The socket timeout bounds each read; this bounds the whole exchange, so a server that
+    # trickles its answer a byte at a time cannot hold the monitor.
+    deadline = threading.Timer(timeout, _shut, args=(conn,))
+    deadline.start()
     try:
         host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{port}"
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         conn.request("POST", path, body=body, headers={**headers, "Host": host_header})
         response = conn.getresponse()
         response.read(65536)
+        if not deadline.is_alive():
+            raise TimeoutError("timed out")
         return response.status
+    except OSError:
+        if not deadline.is_alive():
+            raise TimeoutError("timed out") from None
+        raise
     finally:
+        deadline.cancel()
         conn.close()
+
+
+def _shut(conn: http.client.HTTPConnection) -> None:
+    """End a connection from another thread: pending reads and writes fail at once."""
+    if conn.sock is not None:
+        with contextlib.suppress(OSError):
+            conn.sock.shutdown(socket.SHUT_RDWR)
 
 
 def _shown(url: str) -> str:
@@ -117,7 +138,10 @@ class Notifier:
         log.log(level, "%s@%s %s: %s → %s: %s", alert["model"], alert["version"],
                 alert["check"], alert["previous_status"] or "new", alert["status"],
                 alert["message"])
-        body = json.dumps({"event": "keepwell.alert", **alert}, sort_keys=True).encode()
+        message = {"event": "keepwell.alert", **alert,
+                   "value": finite(alert.get("value")),
+                   "threshold": finite(alert.get("threshold"))}
+        body = json.dumps(message, sort_keys=True, allow_nan=False).encode()
         return [self._deliver(hook, body) for hook in self.settings.webhooks]
 
     def _deliver(self, hook: WebhookSettings, body: bytes) -> dict[str, Any]:

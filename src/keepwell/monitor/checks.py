@@ -51,8 +51,14 @@ class Check(ABC):
     def name(self) -> str:
         return str(self.spec.name or self.kind)
 
+    #: Columns without which the check cannot judge (it then says so, skipped).
+    needs: ClassVar[tuple[str, ...]] = ()
+
     def run(self, rows: pd.DataFrame, context: VersionContext) -> Outcome:
         """Judge ``rows`` (one window of one version)."""
+        missing = [c for c in self.needs if c not in rows.columns]
+        if missing:
+            return Outcome.skipped(f"the window has no {', '.join(missing)} column")
         if len(rows) < self.spec.min_rows:
             return Outcome.skipped(f"{len(rows)} rows; this check needs at least "
                                    f"{self.spec.min_rows} (min_rows)")
@@ -140,6 +146,9 @@ class Latency(Check):
 
 # Metrics where smaller is better: "worse than holdout" means larger for these.
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "calibration_error", "mae", "rmse", "mape"})
+# Metrics in the target's units (or unbounded): max_drop is a relative rise for these, so the
+# verdict does not depend on whether the target is in euros or thousands of euros.
+RELATIVE = frozenset({"mae", "rmse", "log_loss"})
 
 
 def as_classes(values: pd.Series, classes: tuple[Any, ...] | None) -> pd.Series:
@@ -167,10 +176,12 @@ def judge_metric(spec: Any, name: str, value: float, holdout: float | None
     lower = name in LOWER_IS_BETTER
     reasons: list[tuple[float, str]] = []
     if spec.max_drop is not None and holdout is not None and np.isfinite(holdout):
-        bound = holdout + spec.max_drop if lower else holdout - spec.max_drop
+        step = abs(holdout) * spec.max_drop if name in RELATIVE else spec.max_drop
+        bound = holdout + step if lower else holdout - step
         if (value > bound) if lower else (value < bound):
+            by = f"{spec.max_drop:.0%}" if name in RELATIVE else f"{spec.max_drop:g}"
             reasons.append((bound, f"{name} {value:.4f} is worse than the holdout's "
-                                   f"{holdout:.4f} by more than {spec.max_drop:g}"))
+                                   f"{holdout:.4f} by more than {by}"))
         primary: float | None = bound
     else:
         primary = None
@@ -192,7 +203,11 @@ class Performance(Check):
     kind = "performance"
     spec: PerformanceSpec
 
+    needs = ("prediction",)
+
     def run(self, rows: pd.DataFrame, context: VersionContext) -> Outcome:
+        if "prediction" not in rows.columns:
+            return super().run(rows, context)
         labelled = rows[rows["label"].notna()] if "label" in rows.columns else rows.iloc[:0]
         if len(labelled) < self.spec.min_rows:
             return Outcome.skipped(f"{len(labelled)} of {len(rows)} predictions have labels; "
@@ -239,6 +254,7 @@ class Fairness(Check):
 
     kind = "fairness"
     spec: FairnessSpec
+    needs = ("prediction",)
     _DEFAULT_THRESHOLD: ClassVar[dict[str, float]] = {
         "disparate_impact": 0.8, "demographic_parity_difference": 0.1,
         "equalized_odds_difference": 0.1}
@@ -360,6 +376,7 @@ class EstimatedPerformance(Check):
 
     kind = "estimated_performance"
     spec: EstimatedPerformanceSpec
+    needs = ("prediction",)
 
     def _run(self, rows: pd.DataFrame, context: VersionContext) -> Outcome:
         state = context.references.get("cbpe")

@@ -3,9 +3,10 @@ results as time series, and raise an alert when a check changes state.
 
 A run judges the complete windows in ``[since, until)`` (by default the last ``lookback``,
 so windows whose labels arrived late are judged again and their rows replaced). Time windows
-sit on a fixed UTC grid (multiples of ``every`` since the epoch: daily windows are calendar
-days), so every run cuts the same windows. Count windows continue the cuts stored by earlier
-runs. Each window is split by model version; a check never mixes versions.
+sit on a fixed UTC grid (multiples of ``every`` from Monday 1970-01-05: daily windows are
+calendar days, weekly ones start on Mondays), so every run cuts the same windows. Count
+windows continue the cuts stored by earlier runs, and end only where the time moves on.
+Each window is split by model version; a check never mixes versions.
 
 A check's *state* is its status in the newest window it could judge (``ok`` or ``alert``;
 skipped windows leave it unchanged). An alert is raised when a run changes a state — not for
@@ -38,7 +39,8 @@ from keepwell.registry.registry import Registry
 __all__ = ["Monitor", "MonitorReport"]
 
 log = logging.getLogger("keepwell.monitor")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The grid's origin: a Monday midnight, so weekly windows run Monday to Monday.
+_EPOCH = datetime(1970, 1, 5, tzinfo=UTC)
 
 Progress = Callable[[int, int], None]
 
@@ -75,7 +77,8 @@ def _aware(value: datetime, name: str) -> datetime:
 
 
 def grid_floor(moment: datetime, every: timedelta) -> datetime:
-    """The start of the grid window holding ``moment`` (multiples of ``every`` since 1970)."""
+    """The start of the grid window holding ``moment`` (multiples of ``every`` from Monday
+    1970-01-05, UTC)."""
     steps = (moment - _EPOCH) // every
     return _EPOCH + steps * every
 
@@ -179,7 +182,6 @@ class Monitor:
     def _run_model(self, model: str, since: datetime, until: datetime, notify: bool,
                    progress: Progress | None) -> MonitorReport:
         spec = self.window_spec(model)
-        before = self.store.states(model)
         windows = list(self._windows(model, spec, since, until))
         contexts: dict[int, VersionContext] = {}
         results: list[CheckResult] = []
@@ -188,8 +190,10 @@ class Monitor:
             results.extend(self.check_frame(model, frame, window=bounds, contexts=contexts))
             if progress is not None:
                 progress(done, len(windows))
-        self.store.save(model, results)
-        alerts = self._state_changes(model, before, notify) if results else []
+        alerts = self.store.save(model, results)
+        if notify:  # after the commit: a notification never announces an unstored change
+            alerts = [self.store.record_deliveries(a, self.notifier.notify(a.payload()))
+                      for a in alerts]
         return MonitorReport(model, since, until, len(windows), tuple(results), tuple(alerts))
 
     def _windows(self, model: str, spec: WindowSpec, since: datetime, until: datetime
@@ -213,34 +217,22 @@ class Monitor:
             return
         size = spec.size
         assert size is not None
+        # Cut where earlier runs cut: from the first stored window still in the lookback, else
+        # from the end of the newest stored one (rows logged since are never skipped), else
+        # from the first logged row.
         stored = self.store.count_windows(model, since)
-        anchor = stored[0].start if stored else since
-        table = self.logbook.predictions(model, start=anchor, end=until,
-                                                with_labels=True)
-        times = table["ts"]
-        for lo in range(0, table.num_rows - size + 1, size):
-            first = times[lo].as_py()
-            last = times[lo + size - 1].as_py()
+        anchor = stored[0].start if stored else self.store.last_count_window_end(model)
+        table = self.logbook.predictions(model, start=anchor, end=until, with_labels=True)
+        stamps = table["ts"].to_numpy()
+        lo, n = 0, table.num_rows
+        while n - lo >= size:
+            hi = lo + size
+            # A window ends where the time moves on, so two windows never share bounds.
+            hi = int(np.searchsorted(stamps, stamps[hi - 1], side="right"))
+            first, last = table["ts"][lo].as_py(), table["ts"][hi - 1].as_py()
             yield (WindowBounds(first, last + timedelta(microseconds=1), "count"),
-                   table.slice(lo, size))
-
-    def _state_changes(self, model: str, before: dict[tuple[int, str], Any],
-                       notify: bool) -> list[AlertRecord]:
-        raised = []
-        for key, state in sorted(self.store.states(model).items()):
-            previous = before.get(key)
-            previous_status = previous.status if previous is not None else None
-            if state.status == previous_status or (previous is None and state.status == "ok"):
-                continue
-            version, check = key
-            payload = {"model": model, "version": version, "check": check,
-                       "previous_status": previous_status, "status": state.status,
-                       "window_end": state.window_end.isoformat(), "value": state.value,
-                       "threshold": state.threshold, "message": state.message}
-            deliveries = self.notifier.notify(payload) if notify else []
-            raised.append(self.store.save_alert(model, version, check, previous_status, state,
-                                                deliveries))
-        return raised
+                   table.slice(lo, hi - lo))
+            lo = hi
 
     # -- reading back ---------------------------------------------------------------------
 

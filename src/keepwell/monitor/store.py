@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, select
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from keepwell.errors import ModelNotFoundError
 from keepwell.monitor.results import CheckResult, Outcome, WindowBounds, finite
@@ -49,6 +50,13 @@ class AlertRecord:
     raised_at: datetime
     deliveries: list[dict[str, Any]]
 
+    def payload(self) -> dict[str, Any]:
+        """What a notification says (JSON-safe)."""
+        return {"model": self.model, "version": self.version, "check": self.check,
+                "previous_status": self.previous_status, "status": self.status,
+                "window_end": self.window_end.isoformat(), "value": finite(self.value),
+                "threshold": finite(self.threshold), "message": self.message}
+
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "model": self.model, "version": self.version,
                 "check": self.check, "previous_status": self.previous_status,
@@ -71,14 +79,20 @@ class ResultStore:
             raise ModelNotFoundError(f"model {model!r} is not registered; see `keepwell models`.")
         return int(found)
 
-    def save(self, model: str, results: Sequence[CheckResult]) -> None:
-        """Store results in one transaction; a window judged again replaces its row."""
+    def save(self, model: str, results: Sequence[CheckResult]) -> list[AlertRecord]:
+        """Store results and the state changes they make, in one transaction.
+
+        A window judged again replaces its row. The alerts are found and stored under the same
+        write lock as the results, so two runs at once never both raise one change; their
+        ``deliveries`` are empty until :meth:`record_deliveries`.
+        """
         if not results:
-            return
+            return []
         now = utc_now()
         t = monitor_results.c
         with self.db.write() as conn:
             model_id = self._model_id(conn, model)
+            before = self._states(conn, model_id)
             for r in results:
                 conn.execute(delete(monitor_results).where(and_(
                     t.model_id == model_id, t.version == r.version, t.check_name == r.check,
@@ -90,22 +104,51 @@ class ResultStore:
                 "value": finite(r.outcome.value), "threshold": finite(r.outcome.threshold),
                 "details": {"message": r.outcome.message, **r.outcome.details},
                 "evaluated_at": now} for r in results])
+            changes = []
+            for (version, check), state in sorted(self._states(conn, model_id).items()):
+                previous = before.get((version, check))
+                previous_status = previous.status if previous is not None else None
+                if state.status == previous_status or (previous is None
+                                                        and state.status == "ok"):
+                    continue
+                row_id = conn.execute(insert(monitor_alerts).values(
+                    model_id=model_id, version=version, check_name=check,
+                    previous_status=previous_status, status=state.status,
+                    window_end=state.window_end, value=finite(state.value),
+                    threshold=finite(state.threshold), message=state.message, raised_at=now,
+                    deliveries=[])).inserted_primary_key[0]  # type: ignore[index]
+                changes.append(AlertRecord(int(row_id), model, version, check,
+                                           previous_status, state.status, state.window_end,
+                                           state.value, state.threshold, state.message, now,
+                                           []))
+        return changes
+
+    def record_deliveries(self, alert: AlertRecord, deliveries: list[dict[str, Any]]
+                          ) -> AlertRecord:
+        """Store what became of an alert's notifications."""
+        with self.db.write() as conn:
+            conn.execute(update(monitor_alerts).where(monitor_alerts.c.id == alert.id)
+                         .values(deliveries=deliveries))
+        return dataclasses.replace(alert, deliveries=deliveries)
 
     def states(self, model: str) -> dict[tuple[int, str], SeriesState]:
         """Each (version, check) series' current state."""
-        t = monitor_results.c
         with self.db.read() as conn:
-            model_id = self._model_id(conn, model)
-            newest = (select(t.version, t.check_name, func.max(t.window_end).label("end"))
-                      .where(t.model_id == model_id, t.status.in_(_STATEFUL))
-                      .group_by(t.version, t.check_name).subquery())
-            rows = conn.execute(
-                select(t.version, t.check_name, t.status, t.window_end, t.value, t.threshold,
-                       t.details)
-                .join(newest, and_(t.version == newest.c.version,
-                                   t.check_name == newest.c.check_name,
-                                   t.window_end == newest.c.end))
-                .where(t.model_id == model_id, t.status.in_(_STATEFUL))).all()
+            return self._states(conn, self._model_id(conn, model))
+
+    @staticmethod
+    def _states(conn: Connection, model_id: int) -> dict[tuple[int, str], SeriesState]:
+        t = monitor_results.c
+        newest = (select(t.version, t.check_name, func.max(t.window_end).label("end"))
+                  .where(t.model_id == model_id, t.status.in_(_STATEFUL))
+                  .group_by(t.version, t.check_name).subquery())
+        rows = conn.execute(
+            select(t.version, t.check_name, t.status, t.window_end, t.value, t.threshold,
+                   t.details)
+            .join(newest, and_(t.version == newest.c.version,
+                               t.check_name == newest.c.check_name,
+                               t.window_end == newest.c.end))
+            .where(t.model_id == model_id, t.status.in_(_STATEFUL))).all()
         return {(r.version, r.check_name): SeriesState(r.status, r.window_end, r.value,
                                                        r.threshold, r.details.get("message", ""))
                 for r in rows}
@@ -145,20 +188,14 @@ class ResultStore:
                 .order_by(t.window_start)).all()
         return [WindowBounds(r.window_start, r.window_end, "count") for r in rows]
 
-    def save_alert(self, model: str, version: int, check: str, previous: str | None,
-                   state: SeriesState, deliveries: list[dict[str, Any]]) -> AlertRecord:
-        now = utc_now()
-        with self.db.write() as conn:
-            model_id = self._model_id(conn, model)
-            row_id = conn.execute(insert(monitor_alerts).values(
-                model_id=model_id, version=version, check_name=check,
-                previous_status=previous, status=state.status, window_end=state.window_end,
-                value=finite(state.value), threshold=finite(state.threshold),
-                message=state.message, raised_at=now, deliveries=deliveries)
-            ).inserted_primary_key[0]  # type: ignore[index]
-        return AlertRecord(int(row_id), model, version, check, previous, state.status,
-                           state.window_end, state.value, state.threshold, state.message, now,
-                           deliveries)
+    def last_count_window_end(self, model: str) -> datetime | None:
+        """Where the newest stored count-cut window ended, if any."""
+        t = monitor_results.c
+        with self.db.read() as conn:
+            end: datetime | None = conn.execute(
+                select(func.max(t.window_end)).where(t.model_id == self._model_id(conn, model),
+                                                     t.window_by == "count")).scalar()
+        return end
 
     def alerts(self, model: str | None = None, *, limit: int = 100) -> list[AlertRecord]:
         """The newest alerts, newest first."""

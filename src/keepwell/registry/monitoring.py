@@ -30,6 +30,8 @@ def fit_references(X: pd.DataFrame, signature: Signature,
     except KeepwellError as exc:
         references["notes"]["reconstruction"] = str(exc)
     if signature.task == "regression":
+        references["notes"]["cbpe"] = ("CBPE estimates the performance of classifiers only; "
+                                       "this is a regression model")
         return references
     if holdout is None:
         references["notes"]["cbpe"] = "no holdout was given at registration"
