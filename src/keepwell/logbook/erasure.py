@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from keepwell._files import make_private_dir
+from keepwell.logbook.labels import build_index, drop_index
 from keepwell.logbook.layout import LogLayout, sync_dir, write_parquet_atomic
 from keepwell.logbook.segments import read_segment
 
@@ -116,6 +117,7 @@ def erase_subject(layout: LogLayout, subject: str) -> ErasureReport:
     digest = subject_hash(subject)
     erased_at = datetime.now(UTC)
     with layout.lock(exclusive=True):
+        indexed: list[str] = []  # models whose label index is dropped, to rebuild at the end
         predictions = layout.snapshot("predictions")
         feedback = layout.snapshot("feedback")
         ids: set[bytes] = set()
@@ -151,9 +153,17 @@ def erase_subject(layout: LogLayout, subject: str) -> ErasureReport:
             files += removed > 0
         for path in feedback.parquet:
             table = pq.read_table(path, columns=["subject", "request_id"])
-            removed = _rewrite_without(path, feedback_mask(table))
+            mask = feedback_mask(table)
+            model = path.parent.parent.name
+            if pc.any(mask).as_py() and model not in indexed and drop_index(layout, model):
+                # The index holds labels compacted from this part: it goes before the part
+                # changes, so that no erased label survives in it, even after a crash.
+                indexed.append(model)
+            removed = _rewrite_without(path, mask)
             removed_feedback += removed
             files += removed > 0
+    for model in indexed:
+        build_index(layout, model)
     return ErasureReport(digest, removed_predictions + unsealed_predictions,
                          removed_feedback + unsealed_feedback, files,
                          tuple(i.hex() for i in sorted(ids)))

@@ -5,6 +5,7 @@
     <root>/segments/<kind>/<model>/<segment>.seg       open or unsealed segments
     <root>/segments/<kind>/<model>/<segment>.sealed    marker: this segment's Parquet is complete
     <root>/sealed/<kind>/<model>/<YYYY-MM-DD>/part-<segment>.parquet
+    <root>/labels/<model>.parquet                      sealed feedback, one label per request
     <root>/erasures/<sha256 of subject>.json           what an erasure removed, and when
     <root>/.lock                                       readers share it; sealing commits hold it
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -29,7 +30,7 @@ import pyarrow.parquet as pq
 
 from keepwell._files import make_private_dir
 
-__all__ = ["KINDS", "LogLayout", "sync_dir", "write_parquet_atomic"]
+__all__ = ["KINDS", "LogLayout", "sync_dir", "write_atomic", "write_parquet_atomic"]
 
 KINDS = ("predictions", "feedback")
 
@@ -53,6 +54,11 @@ class LogLayout:
 
     def sealed_dir(self, kind: str, model: str, day: date) -> Path:
         return self.root / "sealed" / kind / model / day.isoformat()
+
+    def label_index(self, model: str) -> Path:
+        """The model's feedback compacted to one label per request (see
+        :mod:`keepwell.logbook.labels`)."""
+        return self.root / "labels" / f"{model}.parquet"
 
     @property
     def erasures(self) -> Path:
@@ -108,12 +114,31 @@ def _parse_day(text: str) -> date | None:
 
 
 def write_parquet_atomic(table: pa.Table, target: Path) -> None:
-    """Write ``table`` to ``target`` through a synced temporary file and a rename."""
+    """Write ``table`` to ``target`` through a synced temporary file and a rename.
+
+    Laid out for DuckDB to read fast: a column without nulls is stored as required (no
+    definition levels to decode), only text and integer columns are dictionary-encoded (a
+    dictionary of random floats or ids is abandoned half-way, after costing its time), and
+    row groups are 122,880 rows, a multiple of DuckDB's vector size (small enough that a
+    window read decodes little beyond what it asks for).
+    """
+    schema = pa.schema([field.with_nullable(table.column(i).null_count > 0)
+                        for i, field in enumerate(table.schema)], metadata=table.schema.metadata)
+    stored = pa.Table.from_arrays(table.columns, schema=schema)
+    dictionary = [f.name for f in schema if pa.types.is_string(f.type)
+                  or pa.types.is_large_string(f.type) or pa.types.is_integer(f.type)]
+    write_atomic(target, lambda tmp: pq.write_table(
+        stored, tmp, compression="zstd", row_group_size=122_880, use_dictionary=dictionary))
+
+
+def write_atomic(target: Path, write: Callable[[Path], None]) -> None:
+    """Have ``write`` fill a temporary file beside ``target``, then sync it, make it private
+    and rename it over ``target`` (and sync the folder): readers see the old file or the whole
+    new one."""
     make_private_dir(target.parent)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
-        # 64k-row groups: a window read decodes little beyond what it asks for.
-        pq.write_table(table, tmp, compression="zstd", row_group_size=65_536)
+        write(tmp)
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)

@@ -26,20 +26,25 @@ import pyarrow as pa
 from keepwell.errors import ValidationError
 from keepwell.logbook.erasure import ErasureReport, Tombstones, erase_subject
 from keepwell.logbook.ids import id_strings, new_id
+from keepwell.logbook.labels import build_index, drop_index
 from keepwell.logbook.layout import LogLayout, sync_dir
 from keepwell.logbook.reader import LogReader
 from keepwell.logbook.records import (
+    ARMS,
     Feedback,
     Prediction,
     feedback_batch,
     prediction_batch,
     to_table,
 )
+from keepwell.logbook.rows import RowLayout
 from keepwell.logbook.sealer import SealReport, seal
-from keepwell.logbook.writer import Durability, LogWriter
+from keepwell.logbook.writer import Durability, LogWriter, Written
 from keepwell.registry.names import check_model_name
 
 __all__ = ["FeedbackResult", "Logbook", "RetentionReport"]
+
+_MAX_LAYOUTS = 64
 
 
 @dataclass
@@ -49,7 +54,8 @@ class _Slot:
     records: list[Prediction]
     ids: list[str] = field(default_factory=list)
     error: Exception | None = None
-    done: bool = False
+    done: bool = False  # written and synced, or failed
+    wake: threading.Event = field(default_factory=threading.Event)  # done, or this one writes
 
     def result(self) -> list[str]:
         if self.error is not None:
@@ -108,8 +114,10 @@ class Logbook(LogReader):
                                     max_segment_age_s=max_segment_age_s, **writer_options)
         self._writer: LogWriter | None = None
         self._pending: list[_Slot] = []
-        self._turn = threading.Condition()
+        self._turn = threading.Lock()  # guards _pending and _writing
         self._writing = False
+        # Layouts of earlier single-record batches by (model, feature names, score names).
+        self._layouts: dict[tuple[str, tuple[str, ...], tuple[str, ...]], RowLayout] = {}
 
     @property
     def writer(self) -> LogWriter:
@@ -166,22 +174,28 @@ class Logbook(LogReader):
     def append(self, records: Prediction | Sequence[Prediction]) -> list[str]:
         """Log single predictions (one or several); returns their request ids in order.
 
-        Concurrent callers are combined: while one thread writes and syncs, the records other
-        threads hand in wait, and the next of them writes all of them as one batch with one
-        sync. Each call still returns only once its own records are on disk.
+        Concurrent callers are combined: while one thread builds and writes a batch, the
+        records other threads hand in wait, and the next of them writes all of them as one
+        batch. Syncs overlap the next batch: a caller lets the next one write as soon as its
+        own batch is written, then waits for a sync that covers it (one sync covers every
+        batch written while the previous one ran). Each call still returns only once its own
+        records are on disk.
         """
         items = [records] if isinstance(records, Prediction) else list(records)
         slot = _Slot(items)
         with self._turn:
             self._pending.append(slot)
-            while not slot.done and self._writing:
-                self._turn.wait()
+            writes = not self._writing
+            self._writing = True
+        if not writes:
+            slot.wake.wait()  # until done, or until handed the turn to write
             if slot.done:
                 return slot.result()
-            self._writing = True  # this caller writes everything handed in so far
+        with self._turn:  # this caller writes everything handed in so far
             group, self._pending = self._pending, []
+        written: list[Written] = []
         try:
-            ids = self._append_records([r for s in group for r in s.records])
+            ids = self._write_records([r for s in group for r in s.records], written)
         except Exception as exc:  # noqa: BLE001  (every record of the group failed with it)
             for waiting in group:
                 waiting.error = exc
@@ -191,37 +205,69 @@ class Logbook(LogReader):
                 waiting.ids = ids[offset:offset + len(waiting.records)]
                 offset += len(waiting.records)
         finally:
+            # The next caller writes while this batch syncs: hand it the turn.
             with self._turn:
-                for waiting in group:
-                    waiting.done = True
-                self._writing = False
-                self._turn.notify_all()
+                following = self._pending[0] if self._pending else None
+                self._writing = following is not None
+            if following is not None:
+                following.wake.set()
+        try:
+            if slot.error is None:
+                for part in written:
+                    self.writer.commit(part)
+        except Exception as exc:  # noqa: BLE001  (no record of the group is acknowledged)
+            for waiting in group:
+                waiting.error = exc
+        finally:
+            for waiting in group:
+                waiting.done = True
+                waiting.wake.set()
         return slot.result()
 
-    def _append_records(self, items: list[Prediction]) -> list[str]:
-        """One batch (and one sync) per model version and arm among ``items``."""
+    def _write_records(self, items: list[Prediction], written: list[Written]) -> list[str]:
+        """Write one batch per model version and arm among ``items`` (each write is added to
+        ``written``, to be committed by the caller); their ids in order."""
         groups: dict[tuple[str, int, str], list[int]] = {}
         for i, record in enumerate(items):
             groups.setdefault((record.model, record.version, record.arm), []).append(i)
         ids: list[str] = [""] * len(items)
         for (model, version, arm), members in groups.items():
             group = [items[i] for i in members]
-            names = list(dict.fromkeys(k for r in group for k in r.features))
-            features = pa.Table.from_pylist([dict(r.features) for r in group],
-                                            schema=_schema_of(group, names)
-                                            if len(names) != len(group[0].features) else None)
-            score_names = list(dict.fromkeys(k for r in group for k in r.scores))
-            outputs = pa.table({"prediction": [r.prediction for r in group],
-                                **{n: [r.scores.get(n) for r in group] for n in score_names}})
-            batch_ids = self.append_frame(
-                model, version, features, outputs, arm=arm,
-                ts=[r.ts or datetime.now(UTC) for r in group],
-                latency_ms=[r.latency_ms for r in group],
-                subjects=[r.subject for r in group],
-                request_ids=[r.request_id or new_id() for r in group])
+            batch, batch_ids = self._records_batch(model, version, arm, group)
+            written.append(self.writer.write("predictions", model, batch))
             for i, rid in zip(members, batch_ids, strict=True):
                 ids[i] = rid
         return ids
+
+    def _records_batch(self, model: str, version: int, arm: str, group: list[Prediction]
+                       ) -> tuple[pa.RecordBatch, list[str]]:
+        """The group as one batch: through the layout of an earlier batch with the same names
+        when its values fit (see :mod:`keepwell.logbook.rows`), else built and typed anew."""
+        first = group[0]
+        key = (model, tuple(first.features), tuple(first.scores))
+        layout = self._layouts.get(key)
+        if layout is not None and arm in ARMS:
+            built = layout.batch(group, model, version, arm)
+            if built is not None:
+                return built
+        names = list(dict.fromkeys(k for r in group for k in r.features))
+        features = pa.Table.from_pylist([dict(r.features) for r in group],
+                                        schema=_schema_of(group, names)
+                                        if len(names) != len(first.features) else None)
+        score_names = list(dict.fromkeys(k for r in group for k in r.scores))
+        outputs = pa.table({"prediction": [r.prediction for r in group],
+                            **{n: [r.scores.get(n) for r in group] for n in score_names}})
+        batch = self._prediction_batch(
+            model, version, features, outputs, arm=arm,
+            ts=[r.ts or datetime.now(UTC) for r in group],
+            latency_ms=[r.latency_ms for r in group],
+            subjects=[r.subject for r in group],
+            request_ids=[r.request_id or new_id() for r in group])
+        if len(self._layouts) >= _MAX_LAYOUTS:
+            self._layouts.clear()
+        layout = RowLayout.of(batch.schema)
+        self._layouts[(model, layout.feature_names, layout.score_names)] = layout
+        return batch, id_strings(batch.column(0)).to_pylist()
 
     # -- feedback -------------------------------------------------------------------------
 
@@ -286,6 +332,7 @@ class Logbook(LogReader):
         cutoff = (now or datetime.now(UTC)) - max_age
         self.seal()
         removed = 0
+        indexed: list[str] = []
         with self.layout.lock(exclusive=True):
             for kind in ("predictions", "feedback"):
                 for model in self.layout.models(kind):
@@ -299,11 +346,15 @@ class Logbook(LogReader):
                         except ValueError:
                             continue
                         if day_end <= cutoff:
+                            if kind == "feedback" and drop_index(self.layout, model):
+                                indexed.append(model)  # it holds labels of this day
                             for part in day_dir.glob("*.parquet"):
                                 part.unlink()
                                 removed += 1
                             day_dir.rmdir()
                             sync_dir(base)
+        for model in indexed:
+            build_index(self.layout, model)
         return RetentionReport(removed, cutoff)
 
     def erase(self, subject: str) -> ErasureReport:

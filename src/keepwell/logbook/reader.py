@@ -23,7 +23,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -32,7 +33,8 @@ import pyarrow as pa
 
 from keepwell.errors import ValidationError
 from keepwell.logbook.erasure import Tombstones
-from keepwell.logbook.layout import LogLayout
+from keepwell.logbook.labels import labels_sql, read_index
+from keepwell.logbook.layout import LogLayout, Snapshot
 from keepwell.logbook.segments import read_segment
 
 __all__ = ["LogReader", "Window"]
@@ -93,21 +95,21 @@ class LogReader:
                 tombstones = Tombstones(self.layout)
                 first = start.astimezone(UTC).date() if start else None
                 last = end.astimezone(UTC).date() if end else None
-                self._view(con, "predictions", model, first, last, tombstones)
-                self._view(con, "feedback", model, None, None, tombstones)
-                con.execute(_LABELS_SQL)
+                self._view(con, "predictions", self.layout.snapshot(
+                    "predictions", model, first, last), tombstones)
+                feedback = self.layout.snapshot("feedback", model)
+                segments = self._view(con, "feedback", feedback, tombstones)
+                self._labels_view(con, model, feedback, segments)
                 yield con
         finally:
             con.close()
 
-    def _view(self, con: duckdb.DuckDBPyConnection, kind: str, model: str | None,
-              first: date | None, last: date | None, tombstones: Tombstones) -> None:
-        snapshot = self.layout.snapshot(kind, model, first, last)
-        parts = []
-        if snapshot.parquet:
-            files = ", ".join(_quote(str(p)) for p in snapshot.parquet)
-            parts.append(f"SELECT * FROM read_parquet([{files}], "  # noqa: S608
-                         "union_by_name = true)")
+    def _view(self, con: duckdb.DuckDBPyConnection, kind: str, snapshot: Snapshot,
+              tombstones: Tombstones) -> list[str]:
+        """Create the view ``kind`` over the snapshot's files; the names of the views of its
+        unsealed segments."""
+        parts = [_read_parquet(snapshot.parquet)] if snapshot.parquet else []
+        segments = []
         for i, path in enumerate(snapshot.segments):
             batches = read_segment(path).batches
             if batches:
@@ -115,10 +117,43 @@ class LogReader:
                 # segments disagree (an int label here, a string one there).
                 table = tombstones.drop_erased(kind, pa.Table.from_batches(batches))
                 con.register(f"_unsealed_{kind}_{i}", table)
-                parts.append(f"SELECT * FROM _unsealed_{kind}_{i}")  # noqa: S608
+                segments.append(f"_unsealed_{kind}_{i}")
+        parts += [f"SELECT * FROM {name}" for name in segments]  # noqa: S608
         if not parts:
             parts.append(_EMPTY[kind])
         con.execute(f"CREATE TEMP VIEW {kind} AS " + " UNION ALL BY NAME ".join(parts))
+        return segments
+
+    def _labels_view(self, con: duckdb.DuckDBPyConnection, model: str | None,
+                     feedback: Snapshot, segments: list[str]) -> None:
+        """The ``labels`` view: from the label indexes of the sealed feedback where they are
+        valid, merged with the feedback they do not hold (see :mod:`keepwell.logbook.labels`);
+        from the raw feedback alone where there is no index."""
+        indexes = []
+        for name in [model] if model is not None else self.layout.models("feedback"):
+            parts = [p for p in feedback.parquet if p.parent.parent.name == name]
+            found = read_index(self.layout, name, parts)
+            if found is not None:
+                indexes.append(found)
+        if not indexes:
+            con.execute(_LABELS_SQL)
+            return
+        covered = set().union(*(i.parts for i in indexes))
+        uncovered = [p for p in feedback.parquet if p not in covered]
+        fresh = ([_read_parquet(uncovered)] if uncovered else []) + [
+            f"SELECT * FROM {name}" for name in segments]  # noqa: S608
+        index = _read_parquet([i.path for i in indexes])
+        if not fresh and not any(i.subject_rows for i in indexes):
+            # Every label is in the indexes (the usual case once sealed): they are the view.
+            con.execute("CREATE TEMP VIEW labels AS SELECT request_id, label, label_ts, "  # noqa: S608
+                        f"label_count FROM ({index})")
+            return
+        # With nothing fresh, still a source of the feedback's columns and types.
+        source = " UNION ALL BY NAME ".join(fresh) or "SELECT * FROM feedback WHERE false"
+        con.execute(f"CREATE TEMP VIEW _fresh_feedback AS {source}")
+        subjects = "feedback" if any(i.subject_rows for i in indexes) else "_fresh_feedback"
+        con.execute(f"CREATE TEMP VIEW _label_index AS {index}")
+        con.execute(labels_sql("_label_index", "_fresh_feedback", subjects))
 
     # -- common questions -----------------------------------------------------------------
 
@@ -228,6 +263,11 @@ class LogReader:
                 clauses.append(clause)
                 params.append(value)
         return " AND ".join(clauses), params
+
+
+def _read_parquet(paths: Sequence[Path]) -> str:
+    files = ", ".join(_quote(str(p)) for p in paths)
+    return f"SELECT * FROM read_parquet([{files}], union_by_name = true)"  # noqa: S608
 
 
 def _arrow(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> pa.Table:

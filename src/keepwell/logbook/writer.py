@@ -39,7 +39,7 @@ from keepwell._files import make_private_dir
 from keepwell.errors import LogbookFullError, LogbookUnavailableError
 from keepwell.logbook.segments import SegmentFile
 
-__all__ = ["Durability", "LogWriter"]
+__all__ = ["Durability", "LogWriter", "Written"]
 
 Durability = Literal["sync", "batch"]
 Kind = Literal["predictions", "feedback"]
@@ -54,6 +54,14 @@ class _Stream:
     opened_at: float = 0.0
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     sync_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass(frozen=True)
+class Written:
+    """Where :meth:`LogWriter.write` put a batch: what :meth:`LogWriter.commit` syncs."""
+
+    stream: _Stream
+    segment: SegmentFile
 
 
 class LogWriter:
@@ -124,6 +132,13 @@ class LogWriter:
         LogbookFullError
             The disk is full; nothing of this batch was kept. Later appends retry.
         """
+        self.commit(self.write(kind, model, batch))
+
+    def write(self, kind: Kind, model: str, batch: pa.RecordBatch) -> Written:
+        """Write ``batch`` without waiting for a sync; :meth:`commit` the result to do that.
+
+        Raises as :meth:`append`.
+        """
         self._check_ready()
         stream = self._stream(kind, model)
         with stream.write_lock:
@@ -140,8 +155,13 @@ class LogWriter:
                     f"could not write to the logbook ({exc.strerror or exc}); free space on the "
                     "log volume. Records not acknowledged were not kept."
                 ) from None
+        return Written(stream, segment)
+
+    def commit(self, written: Written) -> None:
+        """In ``sync`` mode, return once what was written is on disk (a sync that started
+        after the write, made by this caller or by another); in ``batch`` mode, at once."""
         if self.durability == "sync":
-            self._sync(stream, segment)
+            self._sync(written.stream, written.segment)
 
     def _check_ready(self) -> None:
         if self.error is not None:
