@@ -20,12 +20,20 @@ Run from the repository root::
     counter), and at least as many as ``wrk`` saw (wrk does not count the requests in flight
     when it stops, up to one per connection).
 ``batch``
-    A 1,000,000-row Parquet file of the same features: ``keepwell score`` through
-    :func:`keepwell.serve.scoring.score_file` in-process (logged, durable); a plain pandas
-    script (``read_parquet``, ``predict_proba`` + ``predict``, ``to_parquet`` of input +
-    prediction + score, zstd like keepwell); a bare ``model.predict`` on the frame in memory,
-    and ``predict`` + ``predict_proba`` (the two calls keepwell makes). Median of 3 runs after
-    a warm-up, the approaches interleaved run by run.
+    A 1,000,000-row Parquet file of the same features, scored with two models: the serving
+    LogisticRegression (so cheap, 10-20 ms for a million rows, that reading and writing the
+    file dominate any file-to-file scoring), and a RandomForestClassifier (50 trees, depth 10)
+    whose own work dominates, as most production models' does. Each: ``keepwell score``
+    through :func:`keepwell.serve.scoring.score_file` in-process (logged, durable); a plain
+    pandas script (``read_parquet``, ``predict_proba`` + ``predict``, ``to_parquet`` of input
+    + prediction + score, zstd like keepwell); a bare ``model.predict`` on the frame in memory
+    (the issue's yardstick); and a bare ``predict_proba`` (the one call keepwell makes for
+    these models). Median of 3 runs after a warm-up, the approaches interleaved run by run.
+
+The servers are started as ``python -c "from keepwell.cli import main; main()" serve``:
+the same server as the ``keepwell`` console script, whose spawned uvicorn workers re-import
+all of ``keepwell.cli`` before they answer uvicorn's 5 s start-up health check, which a loaded
+machine makes them miss (they are then killed and respawned without end).
 
 MLflow runs from its own virtualenv, ``benchmarks/.cache/mlflow-venv`` (created on the first
 run; ``benchmarks/.cache`` ignores itself with its own ``.gitignore``). If MLflow cannot be
@@ -69,6 +77,7 @@ import pyarrow.parquet as pq
 import sklearn
 from rich.console import Console
 from rich.table import Table
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
@@ -76,12 +85,14 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 
 import keepwell.serve.scoring as scoring_module
 from benchmarks.harness import Measurement, Peer, Target, median, render, rounded, write_json
-from keepwell.config import Settings
+from keepwell.config import DEFAULT_TRUSTED_TYPES, RegistrySettings, Settings
 from keepwell.logbook.logbook import Logbook
 from keepwell.serve.scoring import score_file
 from keepwell.workspace import Workspace
 
 MODEL = "bench"
+FOREST = "bench-forest"
+FOREST_LABEL = "RandomForestClassifier (50 trees, depth 10)"
 FEATURES = [f"f{i}" for i in range(10)]
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -221,10 +232,18 @@ def train(rng: np.random.Generator) -> tuple[LogisticRegression, pd.DataFrame, n
     return model, X, y, weights
 
 
+def train_forest(X: pd.DataFrame, y: np.ndarray) -> RandomForestClassifier:
+    """A model whose own work dominates scoring, as most production models' does: 50 trees
+    of depth 10 (single-threaded, like the default ``n_jobs``)."""
+    return RandomForestClassifier(n_estimators=50, max_depth=10, random_state=0).fit(X, y)
+
+
 def prepare_keepwell(root: Path, model: LogisticRegression, X: pd.DataFrame, y: np.ndarray
                      ) -> tuple[Settings, str]:
     """A fresh workspace holding the model as the champion, and a predictor token."""
-    settings = Settings.for_workspace(root)
+    # Forests hold sklearn.tree._tree.Tree, which loading must be told to trust.
+    settings = Settings.for_workspace(root, registry=RegistrySettings(
+        trusted_types=(*DEFAULT_TRUSTED_TYPES, "sklearn.tree._tree.Tree")))
     with Workspace(settings, actor="benchmark") as ws:
         ws.register(MODEL, model, X, y, alias="champion", reason="serving benchmark")
         _, secret = ws.tokens.create("bench", "predictor", reason="serving benchmark")
@@ -564,7 +583,12 @@ def run_serving(sizes: Sizes, work: Path, settings: Settings, token: str,
     kw_env = {k: v for k, v in os.environ.items() if not k.startswith("KEEPWELL_")}
     kw_env["KEEPWELL_WORKSPACE"] = str(settings.workspace)
     kw_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{kw_env.get('PATH', '')}"
-    keepwell_cli = [str(Path(sys.executable).parent / "keepwell"), "serve"]
+    # `keepwell serve` through `python -c`, not the console script: uvicorn's worker processes
+    # are spawned, and a spawned child first re-imports the parent's main module. For the
+    # console script that is all of keepwell.cli (seconds of CPU), and on a loaded machine the
+    # child misses uvicorn's 5 s start-up health check and is killed and respawned forever.
+    # With `-c` there is no main module to re-import; the server is the same.
+    keepwell_cli = [sys.executable, "-c", "from keepwell.cli import main; main()", "serve"]
 
     runs: list[ServeRun] = []
     for workers in (1, 2):
@@ -659,20 +683,40 @@ class ThreadTimers:
         return timed
 
 
-def run_batch(sizes: Sizes, work: Path, settings: Settings, model: LogisticRegression,
+@dataclass(frozen=True)
+class BatchModel:
+    """A registered model the batch section scores a file with."""
+
+    key: str          # the measurement keys' prefix
+    ref: str          # what score_file is given
+    label: str
+    model: Any
+
+
+def run_batch(sizes: Sizes, work: Path, settings: Settings, models: list[BatchModel],
               weights: np.ndarray, record: dict[str, Any]) -> list[Measurement]:
     rng = np.random.default_rng(23)
     source = work / "score-input.parquet"
     X, _ = make_data(sizes.batch_rows, rng, weights)
     pq.write_table(pa.Table.from_pandas(X, preserve_index=False), source)
     frame = pd.read_parquet(source)  # the bare model calls get the same data, in memory
+    record["batch"] = {"rows": sizes.batch_rows, "loads": [], "models": {}}
+    out: list[Measurement] = []
+    for entry in models:
+        out += _batch_one(sizes, work, settings, entry, source, frame, record)
+    return out
+
+
+def _batch_one(sizes: Sizes, work: Path, settings: Settings, entry: BatchModel, source: Path,
+               frame: pd.DataFrame, record: dict[str, Any]) -> list[Measurement]:
+    model = entry.model
     out_kw = work / "score-keepwell.parquet"
     out_pd = work / "score-pandas.parquet"
 
     def keepwell_run() -> float:
         with Workspace(settings, actor="benchmark") as ws:
             started = time.perf_counter()
-            report = score_file(ws, MODEL, source, out_kw)
+            report = score_file(ws, entry.ref, source, out_kw)
             seconds = time.perf_counter() - started
         if report.rows != sizes.batch_rows:
             raise RuntimeError(f"keepwell scored {report.rows} rows")
@@ -696,25 +740,25 @@ def run_batch(sizes: Sizes, work: Path, settings: Settings, model: LogisticRegre
         model.predict(frame)
         return time.perf_counter() - started
 
-    def bare_both() -> float:
+    def bare_proba() -> float:
         started = time.perf_counter()
-        model.predict(frame)
         model.predict_proba(frame)
         return time.perf_counter() - started
 
     approaches: dict[str, Callable[[], float]] = {
         "keepwell": keepwell_run, "pandas": pandas_run, "predict": bare_predict,
-        "predict_both": bare_both}
+        "predict_proba": bare_proba}
     runs: dict[str, list[float]] = {name: [] for name in approaches}
-    loads: list[dict[str, Any]] = []
-    console.print(f"batch scoring of {sizes.batch_rows:,} rows: one warm-up, then "
-                  f"{sizes.batch_runs} runs of each approach, interleaved")
+    loads = record["batch"]["loads"]
+    console.print(f"batch scoring of {sizes.batch_rows:,} rows with {entry.label}: one "
+                  f"warm-up, then {sizes.batch_runs} runs of each approach, interleaved")
     for fn in approaches.values():
         fn()  # warm-up
     for i in range(sizes.batch_runs):
-        gate = wait_for_quiet(sizes.max_wait, f"batch scoring, round {i + 1}")
+        gate = wait_for_quiet(sizes.max_wait, f"batch scoring ({entry.key}), round {i + 1}")
         for name, fn in approaches.items():
-            load: dict[str, Any] = {"approach": name, "round": i + 1, **gate}
+            load: dict[str, Any] = {"model": entry.key, "approach": name, "round": i + 1,
+                                    **gate}
             with measured_load(load):
                 runs[name].append(fn())
             loads.append(load)
@@ -723,9 +767,10 @@ def run_batch(sizes: Sizes, work: Path, settings: Settings, model: LogisticRegre
     timers = ThreadTimers()
     patched = [(scoring_module, "_features", "_features"),
                (scoring_module, "model_outputs", "model_outputs"),
-               (scoring_module._Sink, "write", "sink.write (io thread)"),
-               (Logbook, "append_arrow", "logbook.append_arrow (io thread)"),
-               (pq.ParquetWriter, "write_table", "parquet write (io thread)")]
+               (scoring_module, "_log", "log (log thread, inclusive)"),
+               (Logbook, "append_arrow", "logbook.append_arrow (log thread)"),
+               (scoring_module._Output, "write", "output write (output thread, inclusive)"),
+               (pq.ParquetWriter, "write_table", "parquet write_table (output thread)")]
     saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in patched]
     try:
         for owner, attr, name in patched:
@@ -737,28 +782,27 @@ def run_batch(sizes: Sizes, work: Path, settings: Settings, model: LogisticRegre
     parts = dict(timers.totals)
     main_thread = parts.get("_features", 0) + parts.get("model_outputs", 0)
     breakdown = {
-        "model_outputs (predict + predict_proba)": parts.get("model_outputs", 0.0),
+        "model_outputs (one predict_proba, or predict + predict_proba)":
+            parts.get("model_outputs", 0.0),
         "_features (Arrow → pandas)": parts.get("_features", 0.0),
-        "read + wait for io (rest of the main thread)": max(instrumented - main_thread, 0.0),
+        "read + wait for the io threads (rest of the main thread)":
+            max(instrumented - main_thread, 0.0),
     }
-    io_parts = {
-        "sink.write (io thread, inclusive)": parts.get("sink.write (io thread)", 0.0),
-        "logbook.append_arrow (io thread)": parts.get("logbook.append_arrow (io thread)", 0.0),
-        "parquet write (io thread)": parts.get("parquet write (io thread)", 0.0),
-    }
+    io_parts = {k: v for k, v in parts.items() if "thread" in k}
 
     med = {name: median(values) for name, values in runs.items()}
     bound = 1.2 * med["predict"]
     rows = sizes.batch_rows
-    record["batch"] = {"rows": rows, "runs": runs, "loads": loads,
-                       "instrumented_keepwell_s": rounded(instrumented),
-                       "io_thread_s": {k: rounded(v) for k, v in io_parts.items()},
-                       "overhead_vs_predict": rounded(med["keepwell"] / med["predict"] - 1),
-                       "overhead_vs_predict_both": rounded(med["keepwell"] / med["predict_both"]
-                                                           - 1),
-                       "overhead_vs_pandas": rounded(med["keepwell"] / med["pandas"] - 1)}
+    record["batch"]["models"][entry.key] = {
+        "model": entry.label, "runs": runs, "instrumented_keepwell_s": rounded(instrumented),
+        "io_thread_s": {k: rounded(v) for k, v in io_parts.items()},
+        "overhead_vs_predict": rounded(med["keepwell"] / med["predict"] - 1),
+        "overhead_vs_predict_proba": rounded(med["keepwell"] / med["predict_proba"] - 1),
+        "overhead_vs_pandas": rounded(med["keepwell"] / med["pandas"] - 1)}
+    key = "batch" if entry.key == "logistic" else f"batch.{entry.key}"
     return [
-        Measurement("batch.keepwell_score", f"keepwell score, {rows:,} rows (vs bare predict)",
+        Measurement(f"{key}.keepwell_score",
+                    f"keepwell score, {rows:,} rows, {entry.label} (vs bare predict)",
                     rounded(med["keepwell"]), "s", [rounded(r) for r in runs["keepwell"]],
                     target=Target("below", rounded(bound)),
                     peer=Peer("model.predict", rounded(med["predict"]),
@@ -767,17 +811,19 @@ def run_batch(sizes: Sizes, work: Path, settings: Settings, model: LogisticRegre
                     detail={"rows_per_s": rounded(rows / med["keepwell"]),
                             "io_thread_s": {k: rounded(v) for k, v in io_parts.items()}},
                     note="target: ≤ 1.2× bare model.predict (issue 4)"),
-        Measurement("batch.keepwell_vs_pandas", "keepwell score vs a plain pandas script",
+        Measurement(f"{key}.keepwell_vs_pandas",
+                    f"keepwell score vs a plain pandas script, {entry.label}",
                     rounded(med["keepwell"]), "s", [rounded(r) for r in runs["keepwell"]],
                     peer=Peer("pandas script", rounded(med["pandas"]),
                               rounded(med["keepwell"] / med["pandas"])),
                     note="read_parquet, predict_proba + predict, to_parquet (zstd)"),
-        Measurement("batch.keepwell_vs_predict_both",
-                    "keepwell score vs bare predict + predict_proba",
+        Measurement(f"{key}.keepwell_vs_predict_proba",
+                    f"keepwell score vs bare predict_proba, {entry.label}",
                     rounded(med["keepwell"]), "s", [rounded(r) for r in runs["keepwell"]],
-                    peer=Peer("predict + predict_proba", rounded(med["predict_both"]),
-                              rounded(med["keepwell"] / med["predict_both"])),
-                    note="the two model calls keepwell makes, on the frame in memory"),
+                    peer=Peer("predict_proba", rounded(med["predict_proba"]),
+                              rounded(med["keepwell"] / med["predict_proba"])),
+                    note="the one model call keepwell makes for this model, on the frame "
+                         "in memory"),
     ]
 
 
@@ -948,7 +994,12 @@ def main(argv: list[str] | None = None) -> int:
                                wrk, model, args.profile)
             measurements += serving_measurements(runs, judged_peer=mlflow_bin is not None)
         if "batch" in sections:
-            measurements += run_batch(sizes, work, settings, model, weights, record)
+            forest = train_forest(X, y)
+            with Workspace(settings, actor="benchmark") as ws:  # no alias: not served
+                ws.register(FOREST, forest, X, y, reason="batch benchmark")
+            measurements += run_batch(sizes, work, settings, [
+                BatchModel("logistic", MODEL, "LogisticRegression", model),
+                BatchModel("forest", f"{FOREST}@1", FOREST_LABEL, forest)], weights, record)
     finally:
         if args.keep:
             console.print(f"work folder kept: {work}")
@@ -961,7 +1012,8 @@ def main(argv: list[str] | None = None) -> int:
     render(f"keepwell serving benchmarks ({mode}, {os.cpu_count()} cores, {total:.0f} s)",
            measurements, judged=mode == "full", console=console)
     busy = [f"{r.server} w{r.workers}" for r in runs if not r.gate["quiet"]]
-    busy += [f"batch round {b['round']}" for b in record.get("batch", {}).get("loads", [])
+    busy += [f"batch {b['model']} round {b['round']}"
+             for b in record.get("batch", {}).get("loads", [])
              if b["approach"] == "keepwell" and not b["quiet"]]
     if busy:
         note = (f"the 1-minute load average never fell to {LOAD_LIMIT} within "

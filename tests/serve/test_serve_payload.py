@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import serve_support
 from serve_support import (
@@ -32,6 +33,10 @@ from serve_support import (
     pointers,
 )
 from sklearn.base import BaseEstimator, RegressorMixin
+
+from keepwell.errors import PayloadError
+from keepwell.registry.signature import ColumnSpec, Signature
+from keepwell.serve.payload import model_inputs, parse_json
 
 # The fixtures these tests use (see serve_support for why they are not in a conftest.py).
 anyio_backend, make_served = serve_support.anyio_backend, serve_support.make_served
@@ -174,13 +179,41 @@ async def test_reordered_keys_change_nothing(served: Served, client: httpx.Async
 
 
 
-@pytest.mark.xfail(strict=True, reason="open: orjson keeps the last of duplicate keys; "
-                   "detecting them would need a second parse of every body")
 async def test_duplicate_keys_are_422(served: Served, client: httpx.AsyncClient) -> None:
     raw = '{"inputs": [{"age": 1, "age": 2, "income": 3, "region": "north"}]}'
     assert pointers(assert_problem(await _post(client, served, raw), 422)) == {"/inputs/0/age"}
 
 
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    (b'{"inputs": {"age": [1], "age": [2]}}', {"/inputs/age"}),
+    (b'{"inputs": [{"a": 1}], "inputs": []}', {"/inputs"}),
+    (b'{"x": {"a/b": 1, "a/b" : 2, "t~": 3, "t~"\n:4}}', {"/x/a~1b", "/x/t~0"}),
+    (b'[{"k": {"k": 1, "k": 2}}, {"k": 1, "j": 2, "k": 3}]', {"/0/k/k", "/1/k"}),
+    (b'{"a\\"": 1, "a\\"": 2}', {'/a"'}),
+])
+def test_repeated_keys_are_named_wherever_they_are(raw: bytes, expected: set[str]) -> None:
+    with pytest.raises(PayloadError) as caught:
+        parse_json(raw)
+    assert {e["pointer"] for e in caught.value.errors} == expected
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"note": "a \\":b", "inputs": [{"age": 1}]}',  # a key-like pattern inside a string
+    b'{":": 1, "x": {"\\":": 2}}',  # keys that hold quotes and colons
+    b'[1, 2.5, "x", null, true, [], {}]',
+    b'"just a string with \\": in it"',
+])
+def test_key_like_text_without_repeats_is_accepted(raw: bytes) -> None:
+    assert parse_json(raw) == json.loads(raw)
+
+
+async def test_repeated_keys_in_feedback_are_422(served: Served,
+                                                 client: httpx.AsyncClient) -> None:
+    raw = '{"labels": [1], "labels": [0], "request_ids": ["x"]}'
+    body = assert_problem(await _post(client, served, raw, f"/v1/models/{MODEL}/feedback"), 422)
+    assert pointers(body) == {"/labels"}
 
 
 async def test_an_unknown_top_level_key_is_422(served: Served, client: httpx.AsyncClient) -> None:
@@ -389,3 +422,60 @@ async def test_no_payload_error_reaches_the_log(served: Served, client: httpx.As
         await _post(client, served, raw)
     ok = await client.post(PREDICT, json={"inputs": [RECORD]}, headers=served.auth())
     assert logged_ids(served.ws) == ok.json()["request_ids"]
+
+
+# -- the model's frame and the logbook's table ----------------------------------------------
+
+MIXED = Signature((
+    ColumnSpec("x", "float", True), ColumnSpec("n", "integer", False),
+    ColumnSpec("m", "integer", True), ColumnSpec("h", "integer", False),
+    ColumnSpec("c", "category", True, categories=("a", "b")),
+    ColumnSpec("b", "boolean", False), ColumnSpec("bn", "boolean", True),
+    ColumnSpec("s", "string", True), ColumnSpec("t", "datetime", False),
+), "binary")
+
+
+def _reference_frame(columns: dict[str, list[Any]]) -> pd.DataFrame:
+    """The frame as built column by column with pandas, the way it was before model_inputs."""
+    ints = pd.Series(columns["n"], dtype="float64")
+    return pd.DataFrame({
+        "x": pd.Series(columns["x"], dtype="float64"),
+        "n": ints.astype("int64"),
+        "m": pd.Series(columns["m"], dtype="float64"),
+        "h": pd.Series(columns["h"], dtype="float64"),
+        "c": pd.Categorical(columns["c"], categories=["a", "b", "z"]),
+        "b": pd.Series(columns["b"], dtype="bool"),
+        "bn": pd.Series(columns["bn"], dtype="boolean"),
+        "s": pd.Series(columns["s"], dtype="object"),
+        "t": pd.to_datetime(pd.Series(columns["t"]), utc=True, format="ISO8601"),
+    })
+
+
+def test_model_inputs_match_the_pandas_path() -> None:
+    columns = {"x": [1.5, None, 3], "n": [1, 2, 3], "m": [1, None, 3], "h": [1, 2.5, 3],
+               "c": ["b", None, "z"], "b": [True, False, True], "bn": [True, None, False],
+               "s": ["p", None, "q"],
+               "t": ["2026-01-01T00:00:00+00:00", "2026-01-02T12:00:00+01:00",
+                     "2026-01-03T00:00:00Z"]}
+    frame, table = model_inputs(columns, MIXED)
+    reference = _reference_frame(columns)
+    pd.testing.assert_frame_equal(frame, reference, check_column_type=False)
+    assert list(frame.columns) == MIXED.feature_names
+    via_pandas = pa.Table.from_pandas(reference, preserve_index=False)
+    assert table.schema.equals(via_pandas.schema, check_metadata=False)
+    assert table.equals(via_pandas.replace_schema_metadata(None))
+    assert table.column("x").null_count == 1  # a missing number is logged as null, not NaN
+
+
+def test_an_all_numeric_frame_is_one_float_block() -> None:
+    signature = Signature(tuple(ColumnSpec(f"f{i}", "float", False) for i in range(10)),
+                          "binary")
+    rng = np.random.default_rng(3)
+    columns = {f"f{i}": rng.standard_normal(7).tolist() for i in range(10)}
+    frame, table = model_inputs(columns, signature)
+    reference = pd.DataFrame({n: pd.Series(v, dtype="float64") for n, v in columns.items()})
+    pd.testing.assert_frame_equal(frame, reference, check_column_type=False)
+    assert frame.columns.dtype == object  # scikit-learn reads the labels on every call
+    assert len({id(frame[n].to_numpy().base) for n in frame.columns}) == 1  # one block
+    assert table.equals(pa.Table.from_pandas(reference, preserve_index=False)
+                        .replace_schema_metadata(None))

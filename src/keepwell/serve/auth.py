@@ -47,15 +47,20 @@ class Authenticator:
             raise AuthenticationError("the API token is not valid, or was revoked.")
         return principal
 
+    def allowed(self, header: str | None, action: Action) -> Principal:
+        """The token's holder, if the token may do ``action``; else 401 or 403."""
+        principal = self.principal(header)
+        if not principal.can(action):
+            raise ForbiddenError(f"the role {principal.role!r} may not {action}.")
+        return principal
+
     def require(self, action: Action) -> Callable[[Request], Coroutine[Any, Any, Principal]]:
         """A dependency that lets the request through only if its token may do ``action``."""
 
         async def dependency(request: Request,
                              _: Annotated[HTTPAuthorizationCredentials | None,
                                           Security(_BEARER)] = None) -> Principal:
-            principal = self.principal(request.headers.get("authorization"))
-            if not principal.can(action):
-                raise ForbiddenError(f"the role {principal.role!r} may not {action}.")
+            principal = self.allowed(request.headers.get("authorization"), action)
             request.state.principal = principal
             return principal
 

@@ -2,7 +2,10 @@
 
 JSON is parsed with orjson, which refuses ``NaN``, ``Infinity`` and numbers out of the float
 range. When it refuses, the body is parsed again by the standard library only to say *where*
-(a JSON pointer per non-finite value) or, for broken JSON, to give a 400.
+(a JSON pointer per non-finite value) or, for broken JSON, to give a 400. A key given twice in
+one object is refused too (orjson would keep the last silently): the keys orjson kept are
+counted against the ``"…":`` patterns in the raw bytes, and only when those are more (a
+duplicate, or ``":`` inside a string) is the body parsed again to name the duplicates.
 
 Inputs come as records, ``{"inputs": [{"age": 31, ...}, ...]}``, or as columns,
 ``{"inputs": {"age": [31, ...], ...}}``. Every feature of the signature must be present, no
@@ -17,16 +20,25 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
 
 from keepwell.errors import FieldError, MalformedBodyError, PayloadError
 from keepwell.registry.signature import ColumnSpec, Signature
 
-__all__ = ["frame_from_columns", "parse_json", "validate_inputs"]
+__all__ = ["model_inputs", "parse_json", "validate_inputs"]
+
+# A key token: a quote, optional whitespace, a colon. Each key of a body matches once, and
+# text inside a string can match too (an escaped quote before a colon), so the matches are
+# never fewer than the keys.
+_KEY_TOKEN = re.compile(rb'"[ \t\n\r]*:')
 
 
 def _non_finite_pointers(value: Any, pointer: str = "") -> list[str]:
@@ -44,12 +56,77 @@ def _escape(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
-def parse_json(body: bytes) -> Any:
-    """Parse a request body; non-finite numbers are a 422 naming each, broken JSON a 400."""
+def _key_count(value: Any) -> int:
+    """How many keys the objects in ``value`` hold, all levels together (no recursion: a
+    body may nest as deep as orjson allows)."""
+    count, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict):
+            count += len(item)
+        stack.extend(v for v in children if isinstance(v, dict | list))
+    return count
+
+
+class _Pairs(dict[str, Any]):
+    """An object parsed by the standard library, remembering the keys it was given twice."""
+
+    repeated: list[str]
+
+
+def _pairs(items: list[tuple[str, Any]]) -> _Pairs:
+    obj = _Pairs(items)
+    obj.repeated = [k for k, n in Counter(k for k, _ in items).items() if n > 1]
+    return obj
+
+
+def _repeated_pointers(value: Any) -> list[str]:
+    """A JSON pointer to each repeated key of the :class:`_Pairs` objects in ``value``."""
+    found: list[str] = []
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        pointer, item = stack.pop()
+        if isinstance(item, _Pairs):
+            found += [f"{pointer}/{_escape(k)}" for k in item.repeated]
+            stack += [(f"{pointer}/{_escape(k)}", v) for k, v in item.items()]
+        elif isinstance(item, list):
+            stack += [(f"{pointer}/{i}", v) for i, v in enumerate(item)]
+    return sorted(found)
+
+
+def _check_unique_keys(body: bytes, parsed: Any) -> None:
+    if not isinstance(parsed, dict | list) \
+            or len(_KEY_TOKEN.findall(body)) == _key_count(parsed):
+        return  # every key token is a distinct key: no object repeats one
     try:
-        return orjson.loads(body)
+        pointers = _repeated_pointers(json.loads(body, object_pairs_hook=_pairs))
+    except RecursionError:
+        raise MalformedBodyError("the request body nests too deeply.") from None
+    if pointers:
+        raise PayloadError([FieldError(p, "this key is given more than once; give each key "
+                                          "once") for p in pointers])
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse a request body; non-finite numbers and repeated keys are a 422 naming each,
+    broken JSON a 400.
+
+    Examples
+    --------
+    >>> parse_json(b'{"inputs": [{"age": 31}]}')
+    {'inputs': [{'age': 31}]}
+    >>> parse_json(b'{"inputs": [{"age": 1, "age": 2}]}')
+    Traceback (most recent call last):
+    keepwell.errors.PayloadError: this key is given more than once; give each key once
+    """
+    try:
+        parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         pass
+    else:
+        _check_unique_keys(body, parsed)
+        return parsed
     try:
         loose = json.loads(body, parse_constant=lambda name: float(name.replace("Infinity",
                                                                                   "inf")))
@@ -156,27 +233,55 @@ def validate_inputs(inputs: Any, signature: Signature, *, max_rows: int
     return columns
 
 
-def frame_from_columns(columns: dict[str, list[Any]], signature: Signature) -> pd.DataFrame:
-    """A DataFrame in the signature's column order, with the training dtypes."""
-    data: dict[str, Any] = {}
+def model_inputs(columns: dict[str, list[Any]], signature: Signature
+                 ) -> tuple[pd.DataFrame, pa.Table]:
+    """The model's input frame (signature order, training dtypes) and the same values as an
+    Arrow table for the logbook, typed as ``pa.Table.from_pandas`` of the frame would be.
+
+    Numeric columns are built once in numpy and shared by both; an all-numeric frame is one
+    float block (no consolidation copy). The frame's column labels are a plain object index:
+    scikit-learn reads the labels as a numpy array on every call, which is a conversion for
+    pandas' Arrow-backed string index.
+
+    Examples
+    --------
+    >>> sig = Signature((ColumnSpec("age", "float", True), ColumnSpec("n", "integer", False)),
+    ...                 "binary")
+    >>> frame, table = model_inputs({"age": [31.5, None], "n": [1, 2]}, sig)
+    >>> [str(t) for t in frame.dtypes], table.column("age").to_pylist()
+    (['float64', 'int64'], [31.5, None])
+    """
+    names = signature.feature_names
+    labels = pd.Index(names, dtype=object)
+    numeric: dict[str, np.ndarray] = {}
     for spec in signature.inputs:
-        values = columns[spec.name]
-        if spec.dtype == "float":
-            data[spec.name] = pd.array(values, dtype="float64") if None not in values \
-                else pd.Series(values, dtype="float64")
-        elif spec.dtype == "integer":
-            series = pd.Series(values, dtype="float64")
-            data[spec.name] = series.astype("int64") if series.notna().all() \
-                and (series % 1 == 0).all() else series
-        elif spec.dtype == "category":
-            data[spec.name] = pd.Categorical(values, categories=_categories(spec, values))
-        elif spec.dtype == "boolean":
-            data[spec.name] = pd.Series(values, dtype="boolean" if None in values else "bool")
-        elif spec.dtype == "datetime":
-            data[spec.name] = pd.to_datetime(pd.Series(values), utc=True, format="ISO8601")
-        else:
-            data[spec.name] = pd.Series(values, dtype="object")
-    return pd.DataFrame(data)
+        if spec.dtype in ("float", "integer"):
+            values = np.array(columns[spec.name], dtype=float)  # None becomes NaN
+            if spec.dtype == "integer" and not np.isnan(values).any() \
+                    and (values % 1 == 0).all():
+                values = values.astype(np.int64)
+            numeric[spec.name] = values
+    if len(numeric) == len(names) and all(v.dtype.kind == "f" for v in numeric.values()):
+        block = np.array([numeric[n] for n in names], dtype=float).reshape(len(names), -1)
+        frame = pd.DataFrame(block.T, columns=labels, copy=False)
+        arrays = [pa.array(row, from_pandas=True) for row in block]
+        return frame, pa.Table.from_arrays(arrays, names=names)
+    data = {n: numeric[n] if n in numeric else _series(spec, columns[n])
+            for n, spec in zip(names, signature.inputs, strict=True)}
+    frame = pd.DataFrame(data, columns=labels)
+    arrays = [pa.array(data[n], from_pandas=True) for n in names]
+    return frame, pa.Table.from_arrays(arrays, names=names)
+
+
+def _series(spec: ColumnSpec, values: list[Any]) -> Any:
+    """A non-numeric column as the model saw its kind in training."""
+    if spec.dtype == "category":
+        return pd.Categorical(values, categories=_categories(spec, values))
+    if spec.dtype == "boolean":
+        return pd.Series(values, dtype="boolean" if None in values else "bool")
+    if spec.dtype == "datetime":
+        return pd.to_datetime(pd.Series(values), utc=True, format="ISO8601")
+    return pd.Series(values, dtype="object")
 
 
 def _categories(spec: ColumnSpec, values: list[Any]) -> list[Any]:

@@ -4,7 +4,9 @@ Which version answers is decided **per batch**, from the metadata database, just
 model runs: the aliases and the traffic policy are read in one transaction. Every request in a
 batch is in flight at that moment, so the version it gets was the champion (or challenger) at
 some moment during the request, and alias or policy changes need no restart. A batch is split
-by arm, and each part runs one version: no model call mixes versions.
+by arm, and each part runs one version: no model call mixes versions. The state is read again
+only when the database has changed since it was last read (:mod:`keepwell.serve.changes`, a
+check of microseconds on SQLite), which gives the same answer as reading it every time.
 
 Predictions are logged before anyone is answered; if the log cannot take them, every request
 of the batch gets a 503 and no prediction leaves the server unlogged.
@@ -20,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from keepwell.errors import (
     AliasNotFoundError,
@@ -31,13 +33,14 @@ from keepwell.errors import (
     NonFinitePredictionError,
     PayloadError,
 )
-from keepwell.registry.evaluation import model_outputs
 from keepwell.registry.names import CHAMPION, ModelRef
 from keepwell.registry.signature import Signature
 from keepwell.registry.traffic import TrafficPolicy
 from keepwell.serve.batching import MicroBatcher, Pending
+from keepwell.serve.changes import ChangeToken
 from keepwell.serve.metrics import Metrics
-from keepwell.serve.payload import frame_from_columns, validate_inputs
+from keepwell.serve.outputs import ModelOutputs, model_outputs
+from keepwell.serve.payload import model_inputs, validate_inputs
 from keepwell.workspace import Workspace
 
 __all__ = ["PredictRequest", "Runtime", "Scored"]
@@ -85,13 +88,11 @@ class ModelCache:
             return self._models[key]
         return self._load(key)
 
-    def get_servable(self, name: str, version: int) -> tuple[Any, Signature]:
-        """As :meth:`get`, after checking (in the database, now) that the version may still
-        be served: archiving or deleting one takes effect on the next batch."""
-        status = self.ws.registry.get_version(f"{name}@{version}").status
-        if status != "ready":
-            raise InvalidStateError(f"{name}@{version} is {status} and is not served.")
-        return self.get(name, version)
+    def loaded_signature(self, name: str, version: int) -> Signature | None:
+        """The signature of a version already loaded, else None (no I/O: for the event
+        loop)."""
+        entry = self._models.get((name, version))
+        return entry[1] if entry is not None else None
 
     def _load(self, key: tuple[str, int]) -> tuple[Any, Signature]:
         name, version = key
@@ -120,8 +121,12 @@ class Runtime:
         self.max_rows = max_rows
         self.cache = ModelCache(ws)
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keepwell-score")
+        self.changes = ChangeToken(ws.db)
         self._batchers: dict[str, MicroBatcher[PredictRequest]] = {}
-        self._state: dict[str, tuple[dict[str, int], TrafficPolicy]] = {}
+        # Per model: the change token its aliases and policy were read under, and them.
+        self._state: dict[str, tuple[object, dict[str, int], TrafficPolicy]] = {}
+        # Versions named by number, and the change token under which each was seen ready.
+        self._ready: dict[tuple[str, int], object] = {}
 
     # -- entry points (event loop) ----------------------------------------------------------
 
@@ -143,8 +148,10 @@ class Runtime:
     async def prepare(self, ref: ModelRef, body: Any) -> PredictRequest:
         """Validate a request against the signature of the version it will most likely get."""
         version = await self._expected_version(ref)
-        signature = await asyncio.get_running_loop().run_in_executor(
-            self.pool, self.cache.signature, ref.name, version)
+        signature = self.cache.loaded_signature(ref.name, version)
+        if signature is None:
+            signature = await asyncio.get_running_loop().run_in_executor(
+                self.pool, self.cache.signature, ref.name, version)
         inputs = body.get("inputs") if isinstance(body, dict) else None
         columns = validate_inputs(inputs, signature, max_rows=self.max_rows)
         rows = len(next(iter(columns.values()))) if columns else 0
@@ -166,20 +173,17 @@ class Runtime:
     async def _expected_version(self, ref: ModelRef) -> int:
         if ref.version is not None:
             return ref.version
+        loop = asyncio.get_running_loop()
         state = self._state.get(ref.name)
         if state is None:
-            state = await asyncio.get_running_loop().run_in_executor(
-                self.pool, self.ws.registry.serving_state, ref.name)
-            self._state[ref.name] = state
+            state = await loop.run_in_executor(self.pool, self._read_state, ref.name)
         alias = ref.alias or CHAMPION
-        if alias not in state[0]:
+        if alias not in state[1]:
             # The cached state may be stale: read it again before saying no.
-            state = await asyncio.get_running_loop().run_in_executor(
-                self.pool, self.ws.registry.serving_state, ref.name)
-            self._state[ref.name] = state
-        if alias not in state[0]:
+            state = await loop.run_in_executor(self.pool, self._read_state, ref.name)
+        if alias not in state[1]:
             raise AliasNotFoundError(f"model {ref.name!r} has no {alias} to serve.")
-        return state[0][alias]
+        return state[1][alias]
 
     async def _run_batch(self, batch: list[Pending[PredictRequest]]) -> None:
         loop = asyncio.get_running_loop()
@@ -194,10 +198,27 @@ class Runtime:
 
     # -- scoring (worker thread) --------------------------------------------------------------
 
+    def _read_state(self, name: str, token: object | None = None
+                    ) -> tuple[object, dict[str, int], TrafficPolicy]:
+        """The model's aliases and policy, read now (under ``token``, taken before)."""
+        token = self.changes.current() if token is None else token
+        aliases, policy = self.ws.registry.serving_state(name)
+        state = self._state[name] = (token, aliases, policy)
+        return state
+
+    def _current_state(self, name: str, token: object
+                       ) -> tuple[dict[str, int], TrafficPolicy]:
+        """The model's aliases and policy as they are now: the cached ones if the database
+        has not changed since they were read (``token`` was taken just now), else read."""
+        state = self._state.get(name)
+        if state is None or state[0] != token:
+            state = self._read_state(name, token)
+        return state[1], state[2]
+
     def _score_batch(self, batch: list[Pending[PredictRequest]]) -> list[Scored | BaseException]:
         ref = batch[0].payload.ref
-        aliases, policy = self.ws.registry.serving_state(ref.name)
-        self._state[ref.name] = (aliases, policy)
+        token = self.changes.current()
+        aliases, policy = self._current_state(ref.name, token)
         groups: dict[tuple[str, int], list[int]] = {}
         outcomes: list[Scored | BaseException | None] = [None] * len(batch)
         for i, item in enumerate(batch):
@@ -208,7 +229,8 @@ class Runtime:
                 continue
             groups.setdefault((arm, version), []).append(i)
         for (arm, version), members in groups.items():
-            results = self._score_group(ref.name, arm, version, [batch[i] for i in members])
+            results = self._score_group(ref.name, arm, version, [batch[i] for i in members],
+                                        token)
             for i, result in zip(members, results, strict=True):
                 outcomes[i] = result
             if arm == "champion" and policy.kind == "shadow" \
@@ -249,42 +271,54 @@ class Runtime:
                 out.append(exc)
         return out
 
-    def _joined_frame(self, items: Sequence[Pending[PredictRequest]], signature: Signature
-                      ) -> tuple[list[dict[str, list[Any]] | PayloadError], list[int],
-                                 pd.DataFrame | None]:
-        """Each request's inputs for ``signature``, the positions of the valid ones, and one
-        frame joining those (None if there are none)."""
+    def _joined_inputs(self, items: Sequence[Pending[PredictRequest]], signature: Signature
+                       ) -> tuple[list[dict[str, list[Any]] | PayloadError], list[int],
+                                  tuple[pd.DataFrame, pa.Table] | None]:
+        """Each request's inputs for ``signature``, the positions of the valid ones, and
+        those joined: the model's frame and the logbook's table (None if none is valid)."""
         prepared = self._inputs_for(items, signature)
         valid = [(i, p) for i, p in enumerate(prepared) if not isinstance(p, PayloadError)]
         if not valid:
             return prepared, [], None
         columns = {n: [v for _, p in valid for v in p[n]] for n in signature.feature_names}
-        return prepared, [i for i, _ in valid], frame_from_columns(columns, signature)
+        return prepared, [i for i, _ in valid], model_inputs(columns, signature)
+
+    def _check_servable(self, name: str, version: int, token: object) -> None:
+        """A version named by number may have been archived or deleted since it was last
+        seen ready (aliases only ever point at ready ones): check again if anything
+        changed."""
+        if self._ready.get((name, version)) == token:
+            return
+        status = self.ws.registry.get_version(f"{name}@{version}").status
+        if status != "ready":
+            raise InvalidStateError(f"{name}@{version} is {status} and is not served.")
+        self._ready[(name, version)] = token
 
     def _score_group(self, name: str, arm: str, version: int,
-                     items: Sequence[Pending[PredictRequest]]) -> list[Scored | BaseException]:
-        # A version named by number may have been archived; aliases only point at ready ones.
-        pinned = items[0].payload.ref.version is not None
+                     items: Sequence[Pending[PredictRequest]], token: object
+                     ) -> list[Scored | BaseException]:
         try:
-            model, signature = self.cache.get_servable(name, version) if pinned \
-                else self.cache.get(name, version)
+            if items[0].payload.ref.version is not None:
+                self._check_servable(name, version, token)
+            model, signature = self.cache.get(name, version)
         except Exception as exc:  # noqa: BLE001  (every request of the group gets it)
             return [exc] * len(items)
-        prepared, good, frame = self._joined_frame(items, signature)
+        prepared, good, joined = self._joined_inputs(items, signature)
         results: list[Scored | BaseException] = [
             p if isinstance(p, PayloadError) else RuntimeError("not scored") for p in prepared]
-        if frame is None:
+        if joined is None:
             return results
+        frame, features = joined
         try:
             outputs = model_outputs(model, frame, signature.task)
-            _check_finite(outputs)
+            outputs.check_finite()
         except Exception as exc:  # noqa: BLE001  (find which requests the model cannot take)
             if len(good) == 1:
                 results[good[0]] = _model_error(exc)
                 return results
             # Score each request alone: only those the model fails on get the error.
             for i in good:
-                results[i] = self._score_group(name, arm, version, [items[i]])[0]
+                results[i] = self._score_group(name, arm, version, [items[i]], token)[0]
             return results
         now = time.perf_counter()
         latency = [1000 * (now - items[i].received) for i in good
@@ -292,18 +326,18 @@ class Runtime:
         subjects = [s for i in good for s in (items[i].payload.subjects
                                              or [None] * items[i].payload.rows)]
         try:
-            ids = self.ws.logbook.append_frame(name, version, frame, outputs, arm=arm,
-                                               latency_ms=latency, subjects=subjects)
+            ids = self.ws.logbook.append_frame(name, version, features, outputs.to_arrow(),
+                                               arm=arm, latency_ms=latency, subjects=subjects)
         except Exception as exc:  # noqa: BLE001  (nothing is answered unlogged)
             for i in good:
                 results[i] = exc
             return results
-        self.metrics.observe_batch(name, version, arm, len(good), frame.shape[0])
+        self.metrics.observe_batch(name, version, arm, len(good), len(outputs))
         offset = 0
         for i in good:
             n = items[i].payload.rows
-            results[i] = _scored(name, version, arm, ids[offset:offset + n],
-                                 outputs.iloc[offset:offset + n], signature)
+            results[i] = _scored(name, version, arm, ids[offset:offset + n], outputs,
+                                 slice(offset, offset + n), signature)
             offset += n
         return results
 
@@ -318,14 +352,15 @@ class Runtime:
             return
         try:
             model, signature = self.cache.get(name, version)
-            _, good, frame = self._joined_frame([item for item, _ in scored], signature)
-            if frame is None:
+            _, good, joined = self._joined_inputs([item for item, _ in scored], signature)
+            if joined is None:
                 return
+            frame, features = joined
             outputs = model_outputs(model, frame, signature.task)
             ids = [rid for i in good for rid in scored[i][1].request_ids]
-            self.ws.logbook.append_frame(name, version, frame, outputs, arm="shadow",
-                                         request_ids=ids)
-            self.metrics.observe_batch(name, version, "shadow", len(good), frame.shape[0])
+            self.ws.logbook.append_frame(name, version, features, outputs.to_arrow(),
+                                         arm="shadow", request_ids=ids)
+            self.metrics.observe_batch(name, version, "shadow", len(good), len(outputs))
         except Exception:  # noqa: BLE001  (a shadow failure must never touch the champion)
             self.metrics.shadow_failures.labels(name).inc()
 
@@ -337,6 +372,7 @@ class Runtime:
         for batcher in list(self._batchers.values()):
             await batcher.close()
         self.pool.shutdown(wait=True)
+        self.changes.close()
 
 
 def _model_error(exc: Exception) -> Exception:
@@ -348,22 +384,14 @@ def _model_error(exc: Exception) -> Exception:
                            "check for missing values or categories the model cannot handle.")
 
 
-def _check_finite(outputs: pd.DataFrame) -> None:
-    numeric = outputs.select_dtypes(include="number")
-    if numeric.size and not np.isfinite(numeric.to_numpy(dtype=float)).all():
-        raise NonFinitePredictionError(
-            "the model returned NaN or an infinite value, which cannot be sent as JSON; "
-            "check the model and the inputs it was given.")
-
-
-def _scored(name: str, version: int, arm: str, ids: list[str], outputs: pd.DataFrame,
-            signature: Signature) -> Scored:
-    predictions = outputs["prediction"].tolist()
-    if signature.task == "binary" and "score" in outputs:
-        return Scored(name, version, arm, ids, predictions, scores=outputs["score"].tolist())
-    proba = [c for c in outputs.columns if c.startswith("proba_")]
-    if proba:
+def _scored(name: str, version: int, arm: str, ids: list[str], outputs: ModelOutputs,
+            rows: slice, signature: Signature) -> Scored:
+    predictions = outputs.prediction[rows].tolist()
+    score = outputs.score
+    if signature.task == "binary" and score is not None:
+        return Scored(name, version, arm, ids, predictions, scores=score[rows].tolist())
+    if signature.task != "binary" and outputs.probabilities is not None:
         return Scored(name, version, arm, ids, predictions,
-                      probabilities=outputs[proba].to_numpy().tolist(),
+                      probabilities=outputs.probabilities[rows].tolist(),
                       classes=list(signature.classes or ()))
     return Scored(name, version, arm, ids, predictions)

@@ -23,9 +23,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from keepwell.errors import ValidationError
-from keepwell.logbook.ids import id_strings
-from keepwell.registry.evaluation import model_outputs
+from keepwell.logbook.ids import id_array, id_strings
 from keepwell.registry.signature import Signature
+from keepwell.serve.outputs import ModelOutputs, model_outputs
 from keepwell.workspace import Workspace
 
 __all__ = ["ScoreReport", "score_file"]
@@ -71,6 +71,9 @@ def _features(chunk: pa.Table, signature: Signature) -> pd.DataFrame:
         if spec.dtype == "category":
             frame[spec.name] = pd.Categorical(frame[spec.name].astype("string").astype(object),
                                               categories=list(spec.categories or ()))
+    # Plain labels: scikit-learn reads them as a numpy array on every call, which is a
+    # conversion for pandas' Arrow-backed string index.
+    frame.columns = pd.Index(signature.feature_names, dtype=object)
     return frame
 
 
@@ -79,8 +82,10 @@ def score_file(ws: Workspace, ref: str, source: str | os.PathLike[str],
                progress: Callable[[int], None] | None = None) -> ScoreReport:
     """Score ``source`` with the version ``ref`` names and write ``target``.
 
-    Reading and scoring a chunk overlap with logging and writing the previous one (a second
-    thread; Arrow and the file system release the GIL), so the log costs little wall time.
+    The main thread reads, converts and scores a chunk and draws its request ids; two more
+    threads log it and write it to the output, each in chunk order, while the next chunk is
+    scored (Arrow, Parquet and the file system release the GIL). The model is called once per
+    chunk when its predictions follow from its probabilities (:mod:`keepwell.serve.outputs`).
     """
     version = ws.registry.get_version(ref)
     model = ws.registry.load_model(version.ref)
@@ -89,23 +94,27 @@ def score_file(ws: Workspace, ref: str, source: str | os.PathLike[str],
     if target.suffix.lower() not in (".parquet", ".pq", ".csv"):
         raise ValidationError(f"{target.name}: the output must be .parquet or .csv.")
     tmp = target.with_name(f".{target.name}.partial")
-    sink = _Sink(ws, version.model, version.version, tmp, csv=target.suffix.lower() == ".csv")
+    sink = _Output(tmp, csv=target.suffix.lower() == ".csv")
     rows = chunks = 0
     try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="keepwell-score-io") as io:
-            pending: Future[None] | None = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="keepwell-score-log") as log, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="keepwell-score-out") as out:
+            pending: list[Future[None]] = []
             for chunk in _chunks(source, chunk_rows):
                 features = _features(chunk, signature)
                 outputs = model_outputs(model, features, signature.task)
-                if pending is not None:
-                    pending.result()  # in order, and an error stops the run
-                pending = io.submit(sink.write, chunk, features, outputs)
+                ids = id_array(chunk.num_rows)
+                for done in pending:
+                    done.result()  # in order, and an error stops the run
+                pending = [
+                    log.submit(_log, ws, version.model, version.version, features, outputs, ids),
+                    out.submit(sink.write, chunk, ids, outputs)]
                 rows += chunk.num_rows
                 chunks += 1
                 if progress is not None:
                     progress(chunk.num_rows)
-            if pending is not None:
-                pending.result()
+            for done in pending:
+                done.result()
         if chunks == 0:
             raise ValidationError(f"{source.name} has no rows.")
         sink.close()
@@ -117,24 +126,28 @@ def score_file(ws: Workspace, ref: str, source: str | os.PathLike[str],
     return ScoreReport(version.model, version.version, rows, chunks, str(target))
 
 
-class _Sink:
-    """Logs a scored chunk and appends it to the output file."""
+def _log(ws: Workspace, model: str, version: int, features: pd.DataFrame,
+         outputs: ModelOutputs, ids: pa.Array) -> None:
+    ws.logbook.append_arrow(model, version, pa.Table.from_pandas(features, preserve_index=False),
+                            outputs.to_arrow(), arm="batch", request_ids=ids)
 
-    def __init__(self, ws: Workspace, model: str, version: int, path: Path, *,
-                 csv: bool) -> None:
-        self.ws, self.model, self.version, self.path, self.csv = ws, model, version, path, csv
+
+class _Output:
+    """The output file: each scored chunk with its request ids and the model's outputs."""
+
+    def __init__(self, path: Path, *, csv: bool) -> None:
+        self.path, self.csv = path, csv
         self.writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
 
-    def write(self, chunk: pa.Table, features: pd.DataFrame, outputs: pd.DataFrame) -> None:
-        ids = self.ws.logbook.append_arrow(
-            self.model, self.version, pa.Table.from_pandas(features, preserve_index=False),
-            pa.Table.from_pandas(outputs, preserve_index=False), arm="batch")
+    def write(self, chunk: pa.Table, ids: pa.Array, outputs: ModelOutputs) -> None:
         out = chunk.append_column("request_id", id_strings(ids))
-        for name in outputs.columns:
-            out = out.append_column(name, pa.array(outputs[name].to_numpy()))
+        for name, values in outputs.columns().items():
+            out = out.append_column(name, pa.array(values))
         if self.writer is None:
-            # Request ids are all distinct: a dictionary for them is wasted work.
-            dictionary = [n for n in out.schema.names if n != "request_id"]
+            # Dictionaries pay off for labels and codes, not for measurements or ids: encoding
+            # a float column's page as a dictionary first costs more than zstd, and is dropped.
+            dictionary = [f.name for f in out.schema if f.name != "request_id"
+                          and not pa.types.is_floating(f.type)]
             self.writer = pacsv.CSVWriter(self.path, out.schema) if self.csv else \
                 pq.ParquetWriter(self.path, out.schema, compression="zstd",
                                  use_dictionary=dictionary)
