@@ -61,7 +61,8 @@ ENVIRONMENT_VARIABLES: Mapping[str, str] = {
     "KEEPWELL_ACTOR": "who is acting, recorded in the audit log",
 }
 
-# Types skops may rebuild beyond its own defaults (most of scikit-learn, numpy, scipy): what
+# Types skops may rebuild beyond its own defaults (most of scikit-learn, numpy, scipy): the
+# tree structure of decision trees and forests (skops rebuilds it from its arrays), what
 # scikit-learn's histogram gradient boosting holds (its tree predictor, and, with categorical
 # features, a functools.partial of check_array: skops checks a partial's function and arguments
 # against this list too, so trusting partial trusts no new callable), and the scikit-learn
@@ -73,6 +74,7 @@ DEFAULT_TRUSTED_TYPES: tuple[str, ...] = (
     "lightgbm.sklearn.LGBMClassifier",
     "lightgbm.sklearn.LGBMRegressor",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.tree._tree.Tree",
     "sklearn.utils.validation.check_array",
     "xgboost.core.Booster",
     "xgboost.sklearn.XGBClassifier",

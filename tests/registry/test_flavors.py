@@ -153,3 +153,17 @@ def test_formats_are_told_apart_by_their_bytes(tmp_path: Path) -> None:
     assert detect_flavor(buffer.getvalue()) == "joblib"
     with pytest.raises(kw.ValidationError, match=r"cannot tell the format of weights\.bin"):
         detect_flavor(b"GGUF....", "/secret/place/weights.bin")
+
+
+def test_trees_and_forests_round_trip_with_the_default_trusted_types(
+        workspace: kw.Workspace, numeric_data: Data) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = numeric_data
+    for name, model in (("forest", RandomForestClassifier(n_estimators=5, random_state=0)),
+                        ("tree", DecisionTreeClassifier(max_depth=4, random_state=0))):
+        model.fit(X, y)
+        workspace.register(name, model, X, y)
+        loaded = workspace.registry.load_model(f"{name}@1")
+        np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))

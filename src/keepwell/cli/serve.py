@@ -76,9 +76,13 @@ def run_server(settings: Settings, *, host: str, port: int, workers: int,
         env["KEEPWELL_CONFIG"] = str(settings.config_file)
     try:
         with _environment(env):
+            # A worker imports keepwell and loads models before it answers uvicorn's health
+            # check: under load that takes longer than uvicorn's 5 s default, and the workers
+            # would be killed and respawned forever.
             uvicorn.run(_FACTORY, factory=True, workers=workers, host=host, port=port,
                         log_config=_log_config(), access_log=access_log, loop="auto",
-                        http="auto", timeout_graceful_shutdown=_GRACE_SECONDS)
+                        http="auto", timeout_graceful_shutdown=_GRACE_SECONDS,
+                        timeout_worker_healthcheck=60)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
