@@ -211,6 +211,7 @@ def test_constant_column_has_one_bin_holding_everything() -> None:
     c = numeric(ReferenceProfile.from_frame(X, bins=10, quantiles=5), "c")
     assert c.bin_edges == (5.0,)
     assert c.bin_shares == (1.0,)
+    assert (c.levels, c.level_counts) == ((5.0,), (20,))
     assert c.quantiles == (5.0,) * 5
     assert (c.count, c.missing, c.min, c.max, c.mean, c.std) == (20, 1, 5.0, 5.0, 5.0, 0.0)
 
@@ -277,7 +278,7 @@ def test_round_trip_through_bytes(acs_profile: ReferenceProfile) -> None:
     assert restored == acs_profile
     assert restored.to_bytes() == data
     document = json.loads(data)
-    assert document["format_version"] == 1
+    assert document["format_version"] == 2
     assert document["n_rows"] == acs_profile.n_rows
     assert [f["name"] for f in document["features"]] == ["AGEP", "SEX", "RAC1P"]
     assert [f["kind"] for f in document["features"]] == ["numeric", "categorical", "categorical"]
@@ -301,7 +302,7 @@ def test_round_trip_keeps_value_types() -> None:
     assert b"NaN" not in profile.to_bytes()
 
 
-@pytest.mark.parametrize("version", [2, 0, None, "1"])
+@pytest.mark.parametrize("version", [3, 0, None, "1", True])
 def test_unknown_format_version_asks_to_upgrade(acs_profile: ReferenceProfile,
                                                 version: object) -> None:
     document = json.loads(acs_profile.to_bytes())
@@ -365,3 +366,64 @@ def test_duplicate_columns_are_refused() -> None:
     X = pd.DataFrame([[1.0, 2.0]], columns=["a", "a"])
     with pytest.raises(ValidationError, match="'a'"):
         ReferenceProfile.from_frame(X)
+
+
+# --- few-valued numeric columns: their values and counts --------------------------------------
+
+
+def test_few_valued_columns_store_their_values_and_counts(acs_profile: ReferenceProfile,
+                                                         acs: pd.DataFrame) -> None:
+    """As ``np.unique(values, return_counts=True)``: the 0/1 target and prediction of ACS, a
+    Poisson count; not the ages (some 80 values) nor the probabilities."""
+    target, prediction = acs_profile.target, acs_profile.outputs["prediction"]
+    assert isinstance(target, NumericProfile) and isinstance(prediction, NumericProfile)
+    for column, values in ((target, acs["employed"]), (prediction, acs["prediction"])):
+        unique, counts = np.unique(values.to_numpy(dtype=float), return_counts=True)
+        assert column.levels == tuple(unique) == (0.0, 1.0)
+        assert column.level_counts == tuple(int(k) for k in counts)
+        assert column.bin_edges == (0.0, 1.0)  # the deciles: one bin
+    assert numeric(acs_profile, "AGEP").levels == ()
+    assert acs_profile.outputs["predicted_probability"].levels == ()  # type: ignore[union-attr]
+    counts = np.random.default_rng(3).poisson(1.5, 10_000)
+    poisson = numeric(ReferenceProfile.from_frame(pd.DataFrame({"k": counts})), "k")
+    unique, held = np.unique(counts, return_counts=True)
+    assert poisson.levels == tuple(float(u) for u in unique)
+    assert poisson.level_counts == tuple(int(k) for k in held)
+    assert sum(poisson.level_counts) == poisson.count
+
+
+def test_many_values_or_values_held_once_store_none() -> None:
+    rng = np.random.default_rng(4)
+    X = pd.DataFrame({"many": rng.integers(0, 21, 1_000), "once": np.arange(1_000.0)})
+    X.loc[:9, "once"] = rng.normal(size=10)
+    profile = ReferenceProfile.from_frame(X)
+    assert numeric(profile, "many").levels == () and numeric(profile, "once").levels == ()
+    small = numeric(ReferenceProfile.from_frame(pd.DataFrame({"x": rng.normal(size=8)})), "x")
+    assert small.levels == ()  # 8 values, each held once: quantile bins, as before
+
+
+def test_levels_round_trip_and_are_written_only_where_stored(
+        acs_profile: ReferenceProfile) -> None:
+    data = acs_profile.to_bytes()
+    assert ReferenceProfile.from_bytes(data) == acs_profile
+    document = json.loads(data)
+    assert "levels" not in document["features"][0]  # AGEP
+    assert document["target"]["levels"] == [0.0, 1.0]
+    assert document["target"]["level_counts"] == list(acs_profile.target.level_counts)  # type: ignore[union-attr]
+
+
+def test_a_format_1_profile_still_loads_and_writes_back_unchanged(
+        acs_profile: ReferenceProfile) -> None:
+    """A document as format 1 wrote it: no levels. It loads, keeps its version, serialises to
+    the same bytes, and its columns have no levels (drift tests then read a constant or 0/1
+    column's cells from its range and mean: tests/stats/drift/test_binned.py)."""
+    document = json.loads(acs_profile.to_bytes())
+    document["format_version"] = 1
+    for column in [*document["features"], *document["outputs"], document["target"]]:
+        column.pop("levels", None)
+        column.pop("level_counts", None)
+    old = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+    profile = ReferenceProfile.from_bytes(old)
+    assert profile.format_version == 1 and profile.to_bytes() == old
+    assert profile.target is not None and profile.target.levels == ()  # type: ignore[union-attr]
+    assert profile.features["AGEP"] == acs_profile.features["AGEP"]

@@ -6,13 +6,17 @@ training data, so the reference is computed once, at registration, and never aga
 Per numeric column: count, missing, range, mean and standard deviation; ``bins`` quantile bin
 edges with the share of rows in each bin (for PSI, Jensen–Shannon and histograms); and the
 quantile function at ``quantiles`` evenly spaced probabilities (for Kolmogorov–Smirnov and
-Wasserstein distances: the approximation error of the CDF is at most ``1 / (quantiles - 1)``).
-Per categorical column: the frequency of every category (the rarest beyond
-``max_categories`` pooled as ``other_count``). Per model output (scores, probabilities,
-predictions): the same, so score drift is checked like feature drift.
+Wasserstein distances: the approximation error of the CDF is at most ``1 / (quantiles - 1)``);
+and, when the column takes at most 20 distinct values, each held by two rows on average (or a
+single value), those values and their counts (``levels``, ``level_counts``), so that drift
+tests compare one cell per value where quantile bins would merge them: the deciles of a 0/1
+column are 0 and 1, a single bin. Per categorical column: the frequency of every category
+(the rarest beyond ``max_categories`` pooled as ``other_count``). Per model output (scores,
+probabilities, predictions): the same, so score drift is checked like feature drift.
 
-A profile serialises to canonical JSON (``format_version`` 1), a few kilobytes per column, so
-loading one costs milliseconds.
+A profile serialises to canonical JSON (``format_version`` 2), a few kilobytes per column, so
+loading one costs milliseconds. Format 1, written before levels were stored, is still read:
+it is format 2 without them (a column without levels omits both keys).
 """
 
 from __future__ import annotations
@@ -28,15 +32,21 @@ import pandas as pd
 from keepwell._values import json_value
 from keepwell.errors import ValidationError
 from keepwell.registry.signature import check_feature_name, column_dtype
+from keepwell.stats.drift.reference import levels_of
 
 __all__ = ["CategoricalProfile", "ColumnProfile", "NumericProfile", "ReferenceProfile"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # format 1 is format 2 without levels
 
 
 @dataclass(frozen=True)
 class NumericProfile:
-    """Summary of one numeric column. Shares in ``bin_shares`` sum to 1 over non-missing rows."""
+    """Summary of one numeric column. Shares in ``bin_shares`` sum to 1 over non-missing rows.
+
+    ``levels`` and ``level_counts``: the distinct values of a few-valued column and how many
+    rows hold each (see the module docstring); empty for other columns.
+    """
 
     name: str
     dtype: str
@@ -49,6 +59,8 @@ class NumericProfile:
     bin_edges: tuple[float, ...]
     bin_shares: tuple[float, ...]
     quantiles: tuple[float, ...]
+    levels: tuple[float, ...] = ()
+    level_counts: tuple[int, ...] = ()
     kind: ClassVar[Literal["numeric"]] = "numeric"
 
     @property
@@ -67,14 +79,19 @@ class NumericProfile:
             return cls(name, dtype, 0, int(missing_mask.sum()), None, None, None, None, (), (),
                        ())
         finite.sort()
-        edges = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, bins + 1)))
+        # One call for both sets of quantiles: each is read from the same order statistics.
+        found = np.quantile(finite, np.concatenate((np.linspace(0.0, 1.0, bins + 1),
+                                                    np.linspace(0.0, 1.0, quantiles))))
+        edges, qs = np.unique(found[:bins + 1]), found[bins + 1:]
         if edges.size == 1:  # a constant column: one bin holding everything
             shares = np.array([1.0])
         else:
-            # Bins are closed on the left, the last one on both sides, as in numpy.histogram.
-            counts = np.histogram(finite, bins=edges)[0]
-            shares = counts / n
-        qs = np.quantile(finite, np.linspace(0.0, 1.0, quantiles))
+            # Bins are closed on the left, the last one on both sides: numpy.histogram's
+            # counts, which it finds by these searches after sorting (the values are sorted).
+            cuts = np.concatenate((finite.searchsorted(edges[:-1], side="left"),
+                                   finite.searchsorted(edges[-1:], side="right")))
+            shares = np.diff(cuts) / n
+        levels = levels_of(finite)
         return cls(
             name=name, dtype=dtype, count=n, missing=int(missing_mask.sum()),
             min=float(finite[0]), max=float(finite[-1]), mean=float(finite.mean()),
@@ -82,11 +99,16 @@ class NumericProfile:
             bin_edges=tuple(float(e) for e in edges),
             bin_shares=tuple(float(s) for s in shares),
             quantiles=tuple(float(q) for q in qs),
+            levels=() if levels is None else tuple(float(v) for v in levels[0]),
+            level_counts=() if levels is None else tuple(int(k) for k in levels[1]),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, **{k: (list(v) if isinstance(v, tuple) else v)
+        data = {"kind": self.kind, **{k: (list(v) if isinstance(v, tuple) else v)
                                       for k, v in self.__dict__.items()}}
+        if not self.levels:  # as format 1 wrote it
+            del data["levels"], data["level_counts"]
+        return data
 
 
 @dataclass(frozen=True)
@@ -229,10 +251,10 @@ class ReferenceProfile:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ReferenceProfile:
         version = data.get("format_version")
-        if version != FORMAT_VERSION:
+        if type(version) is not int or version not in READABLE_VERSIONS:
             raise ValidationError(
                 f"reference profile format {version!r} is not supported by this keepwell "
-                f"(it reads format {FORMAT_VERSION}); upgrade keepwell."
+                f"(it reads formats {', '.join(map(str, READABLE_VERSIONS))}); upgrade keepwell."
             )
         features = [_column_from_dict(d) for d in data["features"]]
         outputs = [_column_from_dict(d) for d in data["outputs"]]

@@ -29,9 +29,10 @@ What the tests establish, with their tolerances:
   formula on Evidently's own cells equals Evidently's score to 1e-12 (same smoothing when no
   share is at most 1e-4), and keepwell's PSI from a profile equals its PSI from the raw
   reference exactly (the raw path uses the same deciles).
-- Open (a strict xfail): on a numeric column with two values keepwell's reference deciles
-  collapse into one bin, so its PSI is 0 whatever the change; Evidently's (one cell per value)
-  sees it.
+- A numeric column of few values (here 0/1) gets one cell per value in both tools (keepwell:
+  at most 20 values, each held twice on average, plus a cell for values the reference never
+  held, empty here), so the PSI of a 0/1 column is Evidently's to 1e-12, from raw values and
+  from the profile. Before, keepwell's deciles collapsed to one bin and its PSI was 0.
 """
 
 from __future__ import annotations
@@ -333,16 +334,13 @@ def test_numeric_psi_is_over_the_reference_deciles_from_raw_values_or_a_profile(
     assert ours["num_lognormal_0.5"] > 1
 
 
-@pytest.mark.xfail(strict=True, reason="open: a numeric column's bins are its reference "
-                   "quantiles made unique, the last bin closed, so a two-valued column gets one "
-                   "bin and every binned distance (psi, jensenshannon, kl_div, hellinger) is 0")
 def test_numeric_psi_sees_a_two_valued_column_change(
         frames: tuple[pd.DataFrame, pd.DataFrame], evidently: dict[str, Any],
         profile: Mapping[str, ColumnProfile]) -> None:
     """0/1 values with the share of ones going from 0.3 to 0.6: Evidently (one cell per value
-    when a numeric column has at most 20) gives PSI 0.40; keepwell gives 0 and p = 1, from raw
-    values and from the profile, whose bin edges are (0, 1) with one share, 1.0. The natural
-    cells, {0} and {1}, are Evidently's, so the two should agree exactly."""
+    when a numeric column has at most 20) gives PSI 0.40. keepwell's cells are the same, {0}
+    and {1}, from raw values and from the profile's levels (its decile edges are (0, 1), one
+    bin, which gave PSI 0), plus an empty cell for other values, so the two agree exactly."""
     reference, current = frames
     column = "num_binary"
     expected = score(evidently, column, "psi")

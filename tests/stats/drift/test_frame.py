@@ -7,6 +7,11 @@ age moved up by half a reference standard deviation (12 years) — must raise it
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +118,88 @@ def test_missing_or_broken_columns_are_named() -> None:
         compare_frame({"a": [1.0, 2.0], "b": [1.0, 2.0]}, {"a": [1.0]})
     with pytest.raises(ValidationError, match=r"column 'a'.*all missing"):
         compare_frame({"a": [1.0, 2.0, 3.0]}, {"a": [np.nan]})
+
+
+def mixed_frames(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Numeric (with NaN and infinities), binary, few-valued, text, object and categorical
+    columns; some of them changed."""
+    rng = np.random.default_rng(seed)
+    ref: dict[str, Any] = {}
+    cur: dict[str, Any] = {}
+    for i in range(12):
+        ref[f"x{i}"], cur[f"x{i}"] = rng.gamma(2, 1, n), rng.gamma(2 + 0.1 * (i % 3), 1, n)
+    cur["x0"][::17] = np.nan
+    cur["x1"][:5] = np.inf
+    ref["flag"], cur["flag"] = rng.random(n) < 0.3, rng.random(n) < 0.35
+    ref["count"], cur["count"] = rng.poisson(1.5, n), rng.poisson(1.6, n)
+    levels = np.array(list("abcdefg"), dtype=object)
+    ref["text"] = pd.Series(rng.choice(levels, n), dtype="str")
+    cur["text"] = pd.Series(rng.choice(levels, n, p=[0.2] + [0.8 / 6] * 6), dtype="str")
+    ref["obj"], cur["obj"] = rng.choice(levels, n), rng.choice(levels[:5], n)
+    ref["cat"] = pd.Categorical(rng.choice(levels, n))
+    cur["cat"] = pd.Categorical(rng.choice(levels, n))
+    return pd.DataFrame(ref), pd.DataFrame(cur)
+
+
+@pytest.mark.parametrize("source", ["raw", "profile"])
+def test_threads_give_the_single_thread_results(source: str) -> None:
+    """Every result field, bit for bit, whatever the number of threads."""
+    reference, current = mixed_frames(20_000, 11)
+    ref: Any = reference if source == "raw" else ReferenceProfile.from_frame(reference).features
+    alone = compare_frame(ref, current, n_jobs=1)
+    assert len(alone.columns) == 17 and 0 < len(alone.drifted_columns) < 17
+    for n_jobs in (2, 5, -1, None):
+        threaded = compare_frame(ref, current, n_jobs=n_jobs)
+        assert [r.to_dict() for r in threaded.columns] == [r.to_dict() for r in alone.columns]
+        assert threaded.to_dict() == alone.to_dict()
+    psi = PopulationStabilityIndex()
+    assert compare_frame(ref, current, tests=psi, n_jobs=3).to_dict() == compare_frame(
+        ref, current, tests=psi, n_jobs=1).to_dict()
+
+
+@pytest.mark.parametrize("n_jobs", [1, 3, 8])
+def test_the_first_broken_column_is_named_with_or_without_threads(n_jobs: int) -> None:
+    rng = np.random.default_rng(12)
+    reference = {f"c{i}": rng.normal(size=5_000) for i in range(24)}
+    current: dict[str, Any] = {f"c{i}": rng.normal(size=5_000) for i in range(24)}
+    current["c9"], current["c15"], current["c20"] = [np.nan], [], ["text"]
+    with pytest.raises(ValidationError, match=r"column 'c9'.*all missing"):
+        compare_frame(reference, current, n_jobs=n_jobs)
+    current["c9"] = rng.normal(size=5_000)
+    with pytest.raises(ValidationError, match=r"column 'c15'.*empty"):
+        compare_frame(reference, current, n_jobs=n_jobs)
+
+
+@pytest.mark.parametrize("n_jobs", [0, 1.5, "2", True])
+def test_a_bad_n_jobs_is_refused(n_jobs: Any) -> None:
+    with pytest.raises(ValidationError, match="n_jobs"):
+        compare_frame({"a": [1.0, 2.0]}, {"a": [1.0]}, n_jobs=n_jobs)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_child_forked_after_the_threads_started_compares_in_threads_too() -> None:
+    """The helper threads start once per process and a forked child has none of them: it
+    must start its own, neither waiting for the parent's nor quietly running alone."""
+    reference, current = mixed_frames(20_000, 13)
+    expected = compare_frame(reference, current, n_jobs=1).to_dict()
+    assert compare_frame(reference, current, n_jobs=2).to_dict() == expected  # threads exist
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork of a threaded process
+        pid = os.fork()
+    if pid == 0:  # the child: report through the exit code only
+        code = 2
+        try:
+            signal.alarm(60)  # a hang ends the child (SIGALRM) instead of the test run
+            same = compare_frame(reference, current, n_jobs=2).to_dict() == expected
+            threaded = any(t.name.startswith("keepwell-drift") for t in threading.enumerate())
+            code = 0 if same and threaded else 1
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 120
+    while (found := os.waitpid(pid, os.WNOHANG))[0] == 0:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child never finished")
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(found[1]) == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,9 +11,13 @@ import pytest
 from keepwell.errors import ValidationError
 from keepwell.registry.profile import CategoricalProfile, NumericProfile
 from keepwell.stats.drift.reference import (
+    MAX_LEVELS,
     CategoricalSummary,
     NumericSummary,
     categorical_reference,
+    is_categorical_summary,
+    is_numeric_summary,
+    levels_of,
     numeric_reference,
     sorted_finite,
 )
@@ -82,3 +88,67 @@ def test_wrong_kinds_and_shapes_are_refused() -> None:
         categorical_reference(profile_of(np.arange(3.0)))
     with pytest.raises(ValidationError, match="no non-missing"):
         numeric_reference(profile_of(np.array([np.nan, np.nan])), test="ks")
+
+
+@pytest.mark.parametrize("data", ["zero-one", "constant", "poisson", "twenty", "twenty-one",
+                                  "small-continuous", "normal"])
+def test_levels_are_numpys_unique_values_when_few(data: str) -> None:
+    rng = np.random.default_rng(9)
+    values = {"zero-one": (rng.random(1_000) < 0.2).astype(float),
+              "constant": np.full(7, -1.5),
+              "poisson": rng.poisson(1.5, 10_000).astype(float),
+              "twenty": rng.integers(0, 20, 40).astype(float),
+              "twenty-one": rng.integers(0, 21, 10_000).astype(float),
+              "small-continuous": rng.normal(size=30),
+              "normal": rng.normal(size=10_000)}[data]
+    unique, counts = np.unique(values, return_counts=True)
+    few = unique.size == 1 or (unique.size <= MAX_LEVELS and 2 * unique.size <= values.size)
+    assert few == (data in ("zero-one", "constant", "poisson", "twenty"))
+    found = levels_of(np.sort(values))
+    raw = numeric_reference(values, test="psi")
+    stored = profile_of(values)
+    if few:
+        assert found is not None and raw.levels is not None and raw.level_counts is not None
+        assert found[0].tolist() == unique.tolist() == raw.levels.tolist()
+        assert found[1].tolist() == counts.tolist() == raw.level_counts.tolist()
+        assert (stored.levels, stored.level_counts) == (tuple(unique), tuple(counts))
+    else:
+        assert found is None and raw.levels is None and stored.levels == ()
+
+
+def test_the_fast_protocol_checks_agree_with_isinstance() -> None:
+    candidates = [profile_of(np.arange(10.0)), profile_of(np.array(["a", "b"])),
+                  np.arange(3.0), pd.Series([1.0]), [1.0, 2.0], None, "text",
+                  numeric_reference(np.arange(3.0), test="ks"),
+                  categorical_reference(["a", "b"])]
+    for candidate in candidates:
+        assert is_numeric_summary(candidate) == isinstance(candidate, NumericSummary)
+        assert is_categorical_summary(candidate) == isinstance(candidate, CategoricalSummary)
+
+
+def test_a_reference_already_read_is_used_as_it_is() -> None:
+    numeric = numeric_reference(profile_of(np.arange(10.0)), test="ks")
+    categories = categorical_reference(["a", "b", "a"])
+    assert numeric_reference(numeric, test="ks") is numeric
+    assert categorical_reference(categories) is categories
+    with pytest.raises(ValidationError, match="categorical"):
+        numeric_reference(categories, test="ks")
+    with pytest.raises(ValidationError, match="numeric"):
+        categorical_reference(numeric)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "Float64", "object"])
+def test_sorted_finite_leaves_the_input_as_it_was(dtype: str) -> None:
+    values = np.array([2.0, np.nan, -np.inf, 1.0, np.inf, -0.5, np.nan])
+    series = pd.Series(values, dtype=dtype) if dtype != "float64" else values
+    before = np.array(series, dtype=float, copy=True)
+    found, missing = sorted_finite(series, what="x")
+    assert found.tolist() == [-0.5, 1.0, 2.0] and missing == 4
+    np.testing.assert_array_equal(np.asarray(series, dtype=float), before)
+
+
+def test_a_damaged_profile_of_levels_is_refused() -> None:
+    profile = profile_of(np.array([0.0, 1.0, 1.0, 0.0, 1.0]))
+    broken = dataclasses.replace(profile, level_counts=(2, 2))  # sums to 4, not 5
+    with pytest.raises(ValidationError, match="damaged"):
+        numeric_reference(broken, test="psi")

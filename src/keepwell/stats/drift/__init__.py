@@ -17,6 +17,9 @@ id                 class                        columns
 ``chisquare``      :class:`ChiSquare`           categorical
 ``z``              :class:`TwoProportionZTest`  binary
 ================== ============================ ========================================
+
+"Quantile bins": the reference's deciles, or one cell per value for a numeric column of at
+most 20 values (:mod:`keepwell.stats.drift.binned`).
 """
 
 from __future__ import annotations

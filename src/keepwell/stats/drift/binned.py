@@ -6,6 +6,11 @@ PSI, Jensen–Shannon, Kullback–Leibler and Hellinger compare two discrete dis
 - a numeric column: the reference profile's quantile bins (10 by default, each holding a
   tenth of the reference), the lowest and highest open-ended so that values beyond the
   reference's range count in them — the classic credit-scoring layout of PSI;
+- a numeric column of few values (at most 20, each held by two reference rows on average;
+  :mod:`keepwell.stats.drift.reference`): one cell per reference value, plus one for every
+  value the reference never held — as Evidently does up to 20 values, except that new values
+  share one cell (as new categories do). Quantile bins would merge the values: a 0/1 column's
+  deciles are 0 and 1, a single bin, and every distance would be 0 whatever the change;
 - a categorical column: the reference's categories, plus one cell for the rest (the
   categories the profile pooled as rare and the ones it never saw).
 

@@ -15,18 +15,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from keepwell._values import json_value
 from keepwell.errors import ValidationError
 from keepwell.stats.drift.reference import (
     CategoricalReference,
-    CategoricalSummary,
     NumericReference,
-    NumericSummary,
     Reference,
     as_series,
     categorical_reference,
+    is_categorical_summary,
+    is_numeric_summary,
     is_numeric_values,
     numeric_reference,
     sorted_finite,
@@ -100,13 +102,22 @@ class NumericColumn:
 
     @cached_property
     def bin_counts(self) -> IntArray:
-        """Current counts in the reference's bins, the outer two open-ended."""
+        """Current counts in the reference's cells: the bins, the outer two open-ended; or, for
+        a few-valued reference, one cell per level and a last one for every other value."""
+        levels = self.reference.levels
+        if levels is not None:
+            held = (np.searchsorted(self.values, levels, side="right")
+                    - np.searchsorted(self.values, levels, side="left"))
+            return np.append(held, self.n - held.sum()).astype(np.int64)
         inner = self.reference.bin_edges[1:-1]
         cuts = np.searchsorted(self.values, inner, side="left")
         return np.diff(np.concatenate(([0], cuts, [self.n]))).astype(np.int64)
 
     @cached_property
     def reference_bin_counts(self) -> IntArray:
+        """Reference counts over the same cells as ``bin_counts``."""
+        if self.reference.level_counts is not None:
+            return np.append(self.reference.level_counts, 0).astype(np.int64)
         return np.rint(self.reference.bin_shares * self.reference.count).astype(np.int64)
 
 
@@ -155,26 +166,44 @@ def categorical_column(reference: Reference, current: Any) -> CategoricalColumn:
 
 def column(reference: Reference, current: Any) -> NumericColumn | CategoricalColumn:
     """Pair by the reference's kind: a numeric summary or raw numbers are numeric."""
-    if isinstance(reference, NumericSummary):
+    if isinstance(reference, NumericReference) or is_numeric_summary(reference):
         return numeric_column(reference, current)
-    if not isinstance(reference, CategoricalSummary) and is_numeric_values(reference):
+    if (not isinstance(reference, CategoricalReference) and not is_categorical_summary(reference)
+            and is_numeric_values(reference)):
         return numeric_column(reference, current)
     return categorical_column(reference, current)
 
 
 def _count_categories(series: pd.Series, categories: tuple[Any, ...]) -> tuple[IntArray, int]:
     """Counts of ``series`` per category (one more cell for all others) and its missing."""
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        codes = series.cat.codes.to_numpy()
-        uniques: Any = series.cat.categories
+    uniques: Any
+    if _is_arrow_text(series.dtype):  # Arrow counts text without building codes
+        text = series.array.__arrow_array__()
+        found = pc.value_counts(text)
+        found = found.filter(found.field("values").is_valid())  # the missing values' entry
+        uniques = found.field("values").to_pylist()
+        per_unique = found.field("counts").to_numpy()
+        missing = int(text.null_count)
     else:
-        codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    present = codes >= 0
-    missing = int(codes.size - np.count_nonzero(present))
-    per_unique = np.bincount(codes[present].astype(np.intp), minlength=len(uniques))
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            codes = series.cat.codes.to_numpy()
+            uniques = series.cat.categories
+        else:
+            codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        # Shifted by one, the missing values' code -1 counts in cell 0.
+        tally = np.bincount(codes.astype(np.intp, copy=False) + 1, minlength=len(uniques) + 1)
+        missing, per_unique = int(tally[0]), tally[1:]
     index = {json_value(c): i for i, c in enumerate(categories)}
     other = len(categories)
     cells = np.fromiter((index.get(json_value(u), other) for u in uniques), dtype=np.intp,
                         count=len(uniques))
     counts = np.bincount(cells, weights=per_unique, minlength=other + 1)
     return np.rint(counts).astype(np.int64), missing
+
+
+def _is_arrow_text(dtype: Any) -> bool:
+    """Text held by Arrow (pandas' default ``str`` from pandas 3 on, ``string[pyarrow]``)."""
+    if isinstance(dtype, pd.StringDtype):
+        return dtype.storage == "pyarrow"
+    return isinstance(dtype, pd.ArrowDtype) and (pa.types.is_string(dtype.pyarrow_dtype) or
+                                                 pa.types.is_large_string(dtype.pyarrow_dtype))

@@ -27,12 +27,12 @@ class KullbackLeibler(SmoothedDistance):
     """Kullback–Leibler divergence ``KL(reference ‖ current)`` over the reference's bins.
 
     ``KL = Σ_i p_i · ln(p_i / q_i)`` in nats, ``p`` the reference and ``q`` the current share
-    of each cell (quantile bins of a numeric column, categories of a categorical one; see
-    :mod:`keepwell.stats.drift.binned`), both floored at ``epsilon`` = 1e-4 so that a cell the
-    current data left empty adds a large but finite term. The direction is Evidently's
-    (``scipy.stats.entropy(reference, current)``): the information lost describing the
-    reference by the current distribution, so it grows when current data abandons regions
-    the reference covered.
+    of each cell (quantile bins of a numeric column, or its values when few, categories of a
+    categorical one; see :mod:`keepwell.stats.drift.binned`), both floored at ``epsilon`` =
+    1e-4 so that a cell the current data left empty adds a large but finite term. The
+    direction is Evidently's (``scipy.stats.entropy(reference, current)``): the information
+    lost describing the reference by the current distribution, so it grows when current data
+    abandons regions the reference covered.
 
     The default threshold 0.05 is the KL of a normal variable shifted by a third of a
     standard deviation, over deciles (Evidently's 0.1 needs almost half). The significance

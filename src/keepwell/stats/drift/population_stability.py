@@ -28,8 +28,9 @@ class PopulationStabilityIndex(SmoothedDistance):
 
     ``PSI = Σ_i (q_i - p_i) · ln(q_i / p_i)``, ``p`` the reference share and ``q`` the
     current share of cell ``i``: for a numeric column the profile's quantile bins (deciles by
-    default; the outer two open-ended), for a categorical one the reference categories plus
-    one cell for all others (:mod:`keepwell.stats.drift.binned`). Shares are floored at
+    default; the outer two open-ended) or, when it has at most 20 values, one cell per value;
+    for a categorical one the reference categories; in both of the last two, one more cell
+    for all other values (:mod:`keepwell.stats.drift.binned`). Shares are floored at
     ``epsilon`` (1e-4) so that an empty cell adds a large but finite term; this is
     Evidently's smoothing when no non-zero share is below 1e-4.
 

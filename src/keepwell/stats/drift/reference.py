@@ -21,12 +21,21 @@ points). Tests that need one value take the middle of what the grid allows for a
 holds repeatedly (an atom, whose jump the grid sees only to a step) and ``p`` otherwise;
 between grid values the CDF is linear. Whatever the data, ``|F_grid - F| <= 1 / (m - 1) + 1 / n``
 (0.01 for the default ``m = 101``): the bound on every statistic read from the grid.
+
+Few-valued columns
+------------------
+A numeric column of at most 20 distinct values, each held by two rows on average (a constant
+column always: :func:`few_levels`), keeps its values and their counts (``levels``): the binned
+distances then compare one cell per value, and one more for any value the reference never
+held, as for categories. Quantile bins would merge them: the deciles of a 0/1 column are 0 and
+1, one bin, blind to any change of the share of ones. A profile written before levels were
+stored still gives a constant and a two-valued column their cells, from its range and mean.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -35,13 +44,15 @@ from numpy.typing import NDArray
 from keepwell._values import json_value
 from keepwell.errors import ValidationError
 
-__all__ = ["CategoricalReference", "CategoricalSummary", "NumericReference", "NumericSummary",
-           "Reference", "as_series", "categorical_reference",
-           "is_numeric_values", "numeric_reference", "sorted_finite"]
+__all__ = ["MAX_LEVELS", "CategoricalReference", "CategoricalSummary", "NumericReference",
+           "NumericSummary", "Reference", "as_series", "categorical_reference", "few_levels",
+           "float_values", "is_categorical_summary", "is_numeric_summary", "is_numeric_values",
+           "levels_of", "numeric_reference", "sorted_finite"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 RAW_BINS = 10  # ReferenceProfile.from_frame's default
+MAX_LEVELS = 20  # at most this many distinct values: one cell per value (Evidently's limit)
 
 
 @runtime_checkable
@@ -90,6 +101,22 @@ class CategoricalSummary(Protocol):
 
 Reference = NumericSummary | CategoricalSummary | Any  # Any: raw values, array-like
 
+# What the two protocols ask for: checked with hasattr, as isinstance() does for a
+# runtime-checkable protocol, without its per-call scan of the protocol's members.
+_NUMERIC_ATTRS = tuple(k for k, v in vars(NumericSummary).items() if isinstance(v, property))
+_CATEGORICAL_ATTRS = tuple(k for k, v in vars(CategoricalSummary).items()
+                           if isinstance(v, property))
+
+
+def is_numeric_summary(reference: Any) -> TypeGuard[NumericSummary]:
+    """``isinstance(reference, NumericSummary)``, faster."""
+    return all(hasattr(reference, attr) for attr in _NUMERIC_ATTRS)
+
+
+def is_categorical_summary(reference: Any) -> TypeGuard[CategoricalSummary]:
+    """``isinstance(reference, CategoricalSummary)``, faster."""
+    return all(hasattr(reference, attr) for attr in _CATEGORICAL_ATTRS)
+
 
 @dataclass(frozen=True, eq=False)
 class NumericReference:
@@ -100,7 +127,8 @@ class NumericReference:
     grid allows for them: ``(cdf_low, cdf_high, below_low, below_high)``; ``tied`` marks
     values the grid holds more than once.
     ``step`` is the grid step ``1 / (m - 1)``, 0 when the CDF is exact; ``sample`` the sorted
-    raw values when it is exact.
+    raw values when it is exact. ``levels`` and ``level_counts``: a few-valued column's
+    distinct values and their counts (see the module docstring), else ``None``.
     """
 
     values: FloatArray
@@ -116,6 +144,8 @@ class NumericReference:
     bin_edges: FloatArray
     bin_shares: FloatArray
     sample: FloatArray | None = None
+    levels: FloatArray | None = None
+    level_counts: IntArray | None = None
 
     @property
     def error_bound(self) -> float:
@@ -181,30 +211,86 @@ def is_numeric_values(values: Any) -> bool:
 
 def sorted_finite(values: Any, *, what: str) -> tuple[FloatArray, int]:
     """The finite values, sorted, as a new float array (datetimes as seconds since the epoch,
-    UTC), and the number of missing ones (NaN, None, NaT, infinite)."""
+    UTC), and the number of missing ones (NaN, None, NaT, infinite).
+
+    Examples
+    --------
+    >>> sorted_finite([3.0, float("nan"), 1.0, float("-inf")], what="x")
+    (array([1., 3.]), 2)
+    """
+    ordered = np.sort(float_values(values, what=what))  # a copy: the input stays as it was
+    # NaN sorts last, the infinities just before it and first: the finite values are a slice.
+    low = int(np.searchsorted(ordered, -np.inf, side="right"))
+    high = int(np.searchsorted(ordered, np.inf, side="left"))
+    return ordered[low:high], int(ordered.size - (high - low))
+
+
+def float_values(values: Any, *, what: str) -> FloatArray:
+    """Numbers or datetimes as float64, missing ones as NaN; no copy when they already are."""
+    if isinstance(values, np.ndarray) and values.dtype == np.float64:
+        if values.ndim != 1:
+            raise ValidationError(f"{what} must be one-dimensional, not of shape "
+                                  f"{values.shape}.")
+        return values
     series = as_series(values, what=what)
+    dtype = series.dtype
+    if isinstance(dtype, np.dtype) and dtype == np.float64:  # NaN is its only missing value
+        return series.to_numpy()
     if not is_numeric_values(series):
         raise ValidationError(
             f"{what} must be numbers or datetimes, not {series.dtype} values; compare a "
             "categorical column with a categorical test (chisquare, jensenshannon, psi, ...).")
-    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+    if pd.api.types.is_datetime64_any_dtype(dtype):
         stamps = pd.to_datetime(series, utc=True)
         series = (stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
-    array = series.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
-    finite = np.isfinite(array)
-    if finite.all():
-        array.sort()
-        return array, 0
-    kept = array[finite]
-    kept.sort()
-    return kept, int(array.size - kept.size)
+    return series.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def few_levels(count: int, distinct: int) -> bool:
+    """Whether ``count`` numeric values, ``distinct`` of them different, get one cell per value:
+    at most ``MAX_LEVELS`` (20) distinct values, each held twice on average, or a single one.
+
+    The average keeps a small sample of a continuous variable (every value distinct) on
+    quantile bins, where one cell per value would call every new value a change.
+
+    Examples
+    --------
+    >>> few_levels(1_000, 2), few_levels(8, 8), few_levels(1, 1), few_levels(10**6, 21)
+    (True, False, True, False)
+    """
+    return distinct == 1 or (distinct <= MAX_LEVELS and 2 * distinct <= count)
+
+
+def levels_of(sample: FloatArray) -> tuple[FloatArray, IntArray] | None:
+    """The distinct values of a sorted finite sample and their counts, when it has few
+    (:func:`few_levels`); ``None`` otherwise. As ``np.unique(sample, return_counts=True)``.
+
+    Examples
+    --------
+    >>> levels_of(np.array([0.0, 0.0, 1.0, 1.0, 1.0]))
+    (array([0., 1.]), array([2, 3]))
+    >>> levels_of(np.arange(5.0)) is None
+    True
+    """
+    n = int(sample.size)
+    if n == 0:
+        return None
+    change = sample[1:] != sample[:-1]
+    if not few_levels(n, int(np.count_nonzero(change)) + 1):
+        return None
+    starts = np.concatenate(([0], np.flatnonzero(change) + 1))
+    return sample[starts], np.diff(np.append(starts, n)).astype(np.int64)
 
 
 def numeric_reference(reference: Reference, *, test: str) -> NumericReference:
-    """Read a numeric summary, or summarise raw numeric values at full resolution."""
-    if isinstance(reference, NumericSummary):
+    """Read a numeric summary, or summarise raw numeric values at full resolution (a
+    ``NumericReference`` already read is returned as it is)."""
+    if isinstance(reference, NumericReference):
+        return reference
+    if is_numeric_summary(reference):
         return _from_summary(reference)
-    if isinstance(reference, CategoricalSummary) or not is_numeric_values(reference):
+    if (isinstance(reference, CategoricalReference) or is_categorical_summary(reference)
+            or not is_numeric_values(reference)):
         raise ValidationError(f"{test} compares numeric columns, but the reference is "
                               "categorical; choose a test for categorical columns (chisquare, "
                               "jensenshannon, psi, ...).")
@@ -217,11 +303,13 @@ def numeric_reference(reference: Reference, *, test: str) -> NumericReference:
     edges = np.unique(np.quantile(sample, np.linspace(0.0, 1.0, RAW_BINS + 1)))
     shares = np.histogram(sample, bins=edges)[0] / n if edges.size > 1 else np.ones(1)
     cdf, cdf_below = cumulative / n, (cumulative - counts) / n
+    few = few_levels(n, int(values.size))
     return NumericReference(
         values=values, cdf=cdf, cdf_below=cdf_below, bounds=(cdf, cdf, cdf_below, cdf_below),
         tied=counts > 1, step=0.0, count=n, missing=missing, mean=float(sample.mean()),
         std=float(sample.std(ddof=1)) if n > 1 else 0.0, bin_edges=edges,
-        bin_shares=np.asarray(shares, dtype=np.float64), sample=sample)
+        bin_shares=np.asarray(shares, dtype=np.float64), sample=sample,
+        levels=values if few else None, level_counts=counts.astype(np.int64) if few else None)
 
 
 def _from_summary(summary: NumericSummary) -> NumericReference:
@@ -239,7 +327,7 @@ def _from_summary(summary: NumericSummary) -> NumericReference:
               probabilities[np.maximum(first - 1, 0)], probabilities[first])
     cdf = np.where(tied, (bounds[0] + bounds[1]) / 2, bounds[0])
     cdf_below = np.where(tied, (bounds[2] + bounds[3]) / 2, bounds[3])
-    return NumericReference(
+    reference = NumericReference(
         values=values, cdf=cdf, cdf_below=cdf_below, bounds=bounds, tied=tied,
         step=1.0 / (m - 1),
         count=int(summary.count), missing=int(summary.missing),
@@ -247,11 +335,45 @@ def _from_summary(summary: NumericSummary) -> NumericReference:
         std=float(summary.std or 0.0),
         bin_edges=np.asarray(summary.bin_edges, dtype=np.float64),
         bin_shares=np.asarray(summary.bin_shares, dtype=np.float64))
+    levels = _summary_levels(summary, reference)
+    if levels is None:
+        return reference
+    return replace(reference, levels=levels[0], level_counts=levels[1])
+
+
+def _summary_levels(summary: NumericSummary, reference: NumericReference
+                    ) -> tuple[FloatArray, IntArray] | None:
+    """The levels a profile stores; for a profile without them (written before they were
+    stored), those of a constant column, and of a two-valued one from its mean (exact: the
+    share of the larger value is ``(mean - low) / (high - low)``)."""
+    stored = tuple(getattr(summary, "levels", ()) or ())
+    if stored:
+        counts = tuple(getattr(summary, "level_counts", ()) or ())
+        if len(counts) != len(stored) or sum(counts) != summary.count:
+            raise ValidationError(f"the reference profile of {summary.name!r} is damaged: its "
+                                  f"{len(stored)} levels have {len(counts)} counts summing to "
+                                  f"{sum(counts)}, not {summary.count}; register it again.")
+        return np.asarray(stored, dtype=np.float64), np.asarray(counts, dtype=np.int64)
+    edges, n = reference.bin_edges, reference.count
+    if edges.size == 1:
+        return edges.copy(), np.array([n], dtype=np.int64)
+    if (edges.size == 2 and reference.is_binary and few_levels(n, 2)
+            and np.isfinite(reference.mean)):
+        share = (reference.mean - edges[0]) / (edges[1] - edges[0])
+        high = min(max(round(share * n), 0), n)
+        return edges.copy(), np.array([n - high, high], dtype=np.int64)
+    return None
 
 
 def categorical_reference(reference: Reference) -> CategoricalReference:
-    """Read a categorical summary, or count raw values (numbers too) as categories."""
-    if isinstance(reference, CategoricalSummary):
+    """Read a categorical summary, or count raw values (numbers too) as categories (a
+    ``CategoricalReference`` already read is returned as it is)."""
+    if isinstance(reference, CategoricalReference):
+        return reference
+    if isinstance(reference, NumericReference):
+        raise ValidationError("the reference is numeric, and this test compares categories; "
+                              "choose ks, wasserstein or psi.")
+    if is_categorical_summary(reference):
         if reference.count <= 0:
             raise ValidationError(f"the reference profile of {reference.name!r} has no "
                                   "non-missing values to compare against.")
@@ -260,7 +382,7 @@ def categorical_reference(reference: Reference) -> CategoricalReference:
             counts=np.asarray(reference.counts, dtype=np.int64),
             other_count=int(reference.other_count), count=int(reference.count),
             missing=int(reference.missing))
-    if isinstance(reference, NumericSummary):
+    if is_numeric_summary(reference):
         raise ValidationError(f"the reference profile of {reference.name!r} is numeric, and "
                               "this test compares categories; choose ks, wasserstein or psi.")
     series = as_series(reference, what="the reference")
