@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pydantic
@@ -396,3 +397,12 @@ def test_trusted_types_list_becomes_a_tuple() -> None:
     settings = RegistrySettings(trusted_types=["a.B", "c.D"])  # type: ignore[arg-type]
     assert settings.trusted_types == ("a.B", "c.D")
     assert hash(settings) == hash(RegistrySettings(trusted_types=("a.B", "c.D")))
+
+
+def test_settings_with_a_monitor_section_round_trip_through_json(tmp_path: Path) -> None:
+    # Processes receive settings as JSON (model_dump_json): durations come back in ISO 8601.
+    settings = Settings.for_workspace(tmp_path, monitor=MonitorSettings.model_validate(
+        {"window": {"every": "6h"}, "lookback": "2w"}))
+    again = Settings.model_validate_json(settings.model_dump_json())
+    assert again == settings
+    assert again.monitor.window.every == timedelta(hours=6)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from keepwell.errors import ConfigurationError
@@ -140,8 +140,8 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 def parse_duration(value: Any) -> timedelta:
     """``"90s"``, ``"15m"``, ``"6h"``, ``"1d"``, ``"2w"`` (or a number of seconds) → timedelta.
 
-    >>> parse_duration("6h"), parse_duration(90)
-    (datetime.timedelta(seconds=21600), datetime.timedelta(seconds=90))
+    >>> parse_duration("6h"), parse_duration(90), parse_duration("P1D")
+    (datetime.timedelta(seconds=21600), datetime.timedelta(seconds=90), datetime.timedelta(days=1))
     """
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
@@ -149,6 +149,13 @@ def parse_duration(value: Any) -> timedelta:
         seconds = float(value)
     elif isinstance(value, str) and (match := _DURATION.match(value)):
         seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
+    elif isinstance(value, str) and value.strip().upper().startswith("P"):
+        # ISO 8601 ("P1D", "PT6H"): how Settings.model_dump_json writes durations back.
+        try:
+            seconds = TypeAdapter(timedelta).validate_python(value.strip()).total_seconds()
+        except PydanticValidationError:
+            raise ValueError(f"{value!r} is not a duration; write a number and a unit, e.g. "
+                             "30m, 6h, 1d or 2w") from None
     else:
         raise ValueError(f"{value!r} is not a duration; write a number and a unit, e.g. 30m, "
                          "6h, 1d or 2w")
