@@ -8,7 +8,6 @@ import hashlib
 import json
 import stat
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,15 +20,6 @@ from keepwell.logbook import Logbook
 
 T0 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
-
-
-@pytest.fixture
-def book(tmp_path: Path) -> Iterator[Logbook]:
-    book = Logbook(tmp_path / "log")
-    try:
-        yield book
-    finally:
-        book.close()
 
 
 def _log(book: Logbook, model: str, subjects: list[str | None],

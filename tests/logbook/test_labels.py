@@ -7,13 +7,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-import pytest
 from logbook_support import ids_as_text
 
 from keepwell.logbook import Logbook
@@ -22,15 +20,6 @@ from keepwell.logbook.labels import build_index, read_index
 T0 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
 LABELS = "SELECT request_id, label, label_ts, label_count FROM labels ORDER BY request_id"
-
-
-@pytest.fixture
-def book(tmp_path: Path) -> Iterator[Logbook]:
-    book = Logbook(tmp_path / "log")
-    try:
-        yield book
-    finally:
-        book.close()
 
 
 def _log(book: Logbook, n: int, model: str = "m") -> list[str]:

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from keepwell.logbook import Logbook
 from keepwell.logbook.layout import write_parquet_atomic
 
 T0 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def book(tmp_path: Path) -> Iterator[Logbook]:
-    book = Logbook(tmp_path / "log")
-    try:
-        yield book
-    finally:
-        book.close()
 
 
 def test_columns_without_nulls_are_required_and_only_text_and_integers_use_dictionaries(

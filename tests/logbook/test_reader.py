@@ -7,9 +7,7 @@ answer the same.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from logbook_support import ids_as_text
@@ -19,15 +17,6 @@ from keepwell.logbook import Logbook
 
 T0 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
-
-
-@pytest.fixture
-def book(tmp_path: Path) -> Iterator[Logbook]:
-    book = Logbook(tmp_path / "log")
-    try:
-        yield book
-    finally:
-        book.close()
 
 
 @pytest.fixture(params=["unsealed", "sealed"])

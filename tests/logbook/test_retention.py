@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from keepwell.logbook import Logbook
 
 NOW = datetime(2024, 3, 10, 15, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
-
-
-@pytest.fixture
-def book(tmp_path: Path) -> Iterator[Logbook]:
-    book = Logbook(tmp_path / "log")
-    try:
-        yield book
-    finally:
-        book.close()
 
 
 def _log_days(book: Logbook, model: str, days_ago: list[int], per_day: int = 3) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import struct
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -24,15 +23,6 @@ from keepwell.logbook.rows import RowLayout
 from keepwell.logbook.segments import MAGIC, read_segment
 
 T0 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def book(tmp_path: Path) -> Iterator[Logbook]:
-    book = Logbook(tmp_path / "log")
-    try:
-        yield book
-    finally:
-        book.close()
 
 
 def _record(i: int, **changes: Any) -> Prediction:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 import stat
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,15 +18,6 @@ from keepwell.logbook import Logbook
 from keepwell.logbook.segments import read_segment
 
 T0 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def book(tmp_path: Path) -> Iterator[Logbook]:
-    book = Logbook(tmp_path / "log")
-    try:
-        yield book
-    finally:
-        book.close()
 
 
 def _log(book: Logbook, stamps: list[datetime], model: str = "m",
