@@ -27,9 +27,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from tests.conftest import make_classification_frame
 
 import keepwell as kw
-from conftest import make_classification_frame
 from keepwell.config import Settings
 from keepwell.store.artifacts import sha256_file
 

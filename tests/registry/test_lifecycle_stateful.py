@@ -42,9 +42,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from sqlalchemy import Engine, create_engine, text
+from tests.conftest import POSTGRES_URL, make_classification_frame, postgres_schema_url
 
 import keepwell as kw
-from conftest import POSTGRES_URL, make_classification_frame, postgres_schema_url
 from keepwell.config import Settings
 from keepwell.registry import ANY
 
