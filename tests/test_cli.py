@@ -16,12 +16,9 @@ from typing import Any
 import pandas as pd
 import pytest
 import skops.io as sio
-from typer.testing import CliRunner, Result
+from tests.cli_support import run, run_json
 
-from keepwell.cli import app
 from keepwell.config import ENVIRONMENT_VARIABLES
-
-runner = CliRunner()
 
 
 class Canary:
@@ -34,15 +31,8 @@ class Canary:
         return (open, (self.path, "w"))
 
 
-def run(*args: str, code: int = 0, input: str | None = None) -> Result:
-    result = runner.invoke(app, list(args), input=input)
-    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    assert "Traceback" not in result.output
-    return result
 
 
-def run_json(*args: str, code: int = 0) -> Any:
-    return json.loads(run(*args, "--json", code=code).stdout)
 
 
 @pytest.fixture

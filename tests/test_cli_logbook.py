@@ -15,28 +15,18 @@ from typing import Any
 import pandas as pd
 import pytest
 import skops.io as sio
-from typer.testing import CliRunner, Result
+from tests.cli_support import run, run_json
 
-from keepwell.cli import app
 from keepwell.config import ENVIRONMENT_VARIABLES, load_settings
 from keepwell.workspace import Workspace
-
-runner = CliRunner()
 
 MODEL = "employment"
 SUBJECTS = [f"subject-{i:03d}" for i in range(5)]
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 
 
-def run(*args: str, code: int = 0, input: str | None = None) -> Result:
-    result = runner.invoke(app, list(args), input=input)
-    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    assert "Traceback" not in result.output
-    return result
 
 
-def run_json(*args: str, code: int = 0) -> Any:
-    return json.loads(run(*args, "--json", code=code).stdout)
 
 
 def query(sql: str) -> list[dict[str, Any]]:

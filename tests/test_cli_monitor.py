@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
+from tests.cli_support import run, run_json
 from tests.monitor.conftest import MODEL, Production
-from typer.testing import CliRunner, Result
 
-from keepwell.cli import app
 from keepwell.config import ENVIRONMENT_VARIABLES, load_settings
 from keepwell.workspace import Workspace
 
-runner = CliRunner()
 SINCE, UNTIL = "2026-01-05", "2026-01-08"
 
 
-def run(*args: str, code: int = 0) -> Result:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    assert "Traceback" not in result.output
-    return result
 
 
-def run_json(*args: str, code: int = 0) -> Any:
-    return json.loads(run(*args, "--json", code=code).stdout)
 
 
 @pytest.fixture

@@ -21,26 +21,17 @@ import httpx
 import pandas as pd
 import pytest
 import skops.io as sio
-from typer.testing import CliRunner, Result
+from tests.cli_support import run, run_json
 
-from keepwell.cli import app
 from keepwell.config import ENVIRONMENT_VARIABLES, load_settings
 from keepwell.workspace import Workspace
 
-runner = CliRunner()
 MODEL = "employment"
 RECORD = {"age": 41.0, "income": 25_000.0, "region": "north"}
 
 
-def run(*args: str, code: int = 0) -> Result:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    assert "Traceback" not in result.output
-    return result
 
 
-def run_json(*args: str, code: int = 0) -> Any:
-    return json.loads(run(*args, "--json", code=code).stdout)
 
 
 def words(text: str) -> str:
