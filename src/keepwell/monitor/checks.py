@@ -27,7 +27,7 @@ from keepwell.config import (
 )
 from keepwell.monitor.context import VersionContext, output_columns
 from keepwell.monitor.results import Outcome, finite
-from keepwell.registry.signature import RESERVED_COLUMNS
+from keepwell.registry.signature import is_logbook_column
 from keepwell.stats.drift import compare_frame
 from keepwell.stats.drift.verdict import DatasetDrift
 from keepwell.stats.estimation import CBPE
@@ -304,8 +304,7 @@ class DataQuality(Check):
     spec: DataQualitySpec
 
     def _run(self, rows: pd.DataFrame, context: VersionContext) -> Outcome:
-        logged = [c for c in rows.columns if c in RESERVED_COLUMNS or c == "label_ts"
-                  or str(c).startswith("proba_")]
+        logged = [c for c in rows.columns if is_logbook_column(c)]
         report = check_quality(rows, context.signature, reference=context.profile.features,
                                ignore_columns=logged)
         failed = report.failed_columns

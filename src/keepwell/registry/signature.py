@@ -13,18 +13,32 @@ import pandas as pd
 from keepwell._values import json_value
 from keepwell.errors import InvalidNameError, ValidationError
 
-__all__ = ["RESERVED_COLUMNS", "ColumnSpec", "DType", "Signature", "Task", "check_feature_name",
-           "infer_task"]
+__all__ = [
+    "RESERVED_COLUMNS",
+    "ColumnSpec",
+    "DType",
+    "Signature",
+    "Task",
+    "check_feature_name",
+    "infer_task",
+    "is_logbook_column",
+]
 
 # Columns the logbook writes beside the features (plus any ``proba_<class>``): a feature may not
 # take one of these names.
 RESERVED_COLUMNS = frozenset({"request_id", "ts", "model", "version", "arm", "latency_ms",
                               "subject", "prediction", "score", "feedback_id", "received_ts",
-                              "event_ts", "label"})
+                              "event_ts", "label", "label_ts", "label_count"})
 
 DType = Literal["boolean", "integer", "float", "category", "string", "datetime"]
 Task = Literal["binary", "multiclass", "regression"]
 TASKS: tuple[Task, ...] = ("binary", "multiclass", "regression")
+
+def is_logbook_column(name: object) -> bool:
+    """Whether the logbook writes a column of this name beside the features (a reserved name
+    or an output ``proba_<class>``)."""
+    return name in RESERVED_COLUMNS or str(name).startswith("proba_")
+
 
 def check_feature_name(name: object) -> str:
     """Feature names may hold any printable text up to 256 characters (reports escape it)."""
@@ -33,7 +47,7 @@ def check_feature_name(name: object) -> str:
             f"column name {name!r:.80} is not allowed: column names must be strings of "
             "1-256 printable characters. Rename the column in the training frame."
         )
-    if name in RESERVED_COLUMNS or name.startswith("proba_"):
+    if is_logbook_column(name):
         raise InvalidNameError(
             f"column name {name!r} is reserved for the prediction log (as are "
             f"{', '.join(sorted(RESERVED_COLUMNS))} and proba_*); rename the column."
