@@ -30,9 +30,7 @@ from keepwell.monitor.results import Outcome, finite
 from keepwell.registry.signature import is_logbook_column
 from keepwell.stats.drift import compare_frame
 from keepwell.stats.drift.verdict import DatasetDrift
-from keepwell.stats.estimation import CBPE
 from keepwell.stats.fairness import fairness_report
-from keepwell.stats.multivariate import ReconstructionDrift
 from keepwell.stats.performance import classification_performance, regression_performance
 from keepwell.stats.quality import check_quality
 
@@ -340,16 +338,15 @@ class MultivariateDrift(Check):
     spec: MultivariateDriftSpec
 
     def _run(self, rows: pd.DataFrame, context: VersionContext) -> Outcome:
-        state = context.references.get("reconstruction")
-        if state is None:
+        detector = context.reconstruction
+        if detector is None:
             return _no_reference(context, "reconstruction")
-        detector = ReconstructionDrift.from_dict(state)
         result = detector.score(rows)
-        chunk_errors = np.asarray(state["reference_errors"], dtype=float)
+        chunk_errors = np.asarray(detector.reference_errors_, dtype=float)
         centre, spread = float(chunk_errors.mean()), float(chunk_errors.std())
-        chunk = state["n_reference"] / len(chunk_errors)
+        chunk = detector.n_reference_ / len(chunk_errors)
         widen = max(1.0, float(np.sqrt(chunk / result.n)))
-        k = state["params"]["std_multiplier"]
+        k = detector.std_multiplier
         upper = centre + k * spread * widen
         lower = centre - k * spread * widen
         drifted = result.error > upper or (lower > 0 and result.error < lower)
@@ -378,10 +375,9 @@ class EstimatedPerformance(Check):
     needs = ("prediction",)
 
     def _run(self, rows: pd.DataFrame, context: VersionContext) -> Outcome:
-        state = context.references.get("cbpe")
-        if state is None:
+        cbpe = context.cbpe
+        if cbpe is None:
             return _no_reference(context, "cbpe")
-        cbpe = CBPE.from_dict(state)
         classes = cbpe.classes_
         if context.task == "binary":
             if "score" not in rows.columns:

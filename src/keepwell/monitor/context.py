@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ import pandas as pd
 from keepwell.registry.profile import ReferenceProfile
 from keepwell.registry.registry import Registry
 from keepwell.registry.signature import Signature
+from keepwell.stats.estimation import CBPE
+from keepwell.stats.multivariate import ReconstructionDrift
 
 __all__ = ["VersionContext", "output_columns"]
 
@@ -40,6 +43,18 @@ class VersionContext:
     @property
     def features(self) -> list[str]:
         return self.signature.feature_names
+
+    @functools.cached_property
+    def reconstruction(self) -> ReconstructionDrift | None:
+        """The PCA fitted at registration, rebuilt once per context (not once per window)."""
+        state = self.references.get("reconstruction")
+        return None if state is None else ReconstructionDrift.from_dict(state)
+
+    @functools.cached_property
+    def cbpe(self) -> CBPE | None:
+        """The CBPE calibrated on the holdout at registration, rebuilt once per context."""
+        state = self.references.get("cbpe")
+        return None if state is None else CBPE.from_dict(state)
 
     @classmethod
     def load(cls, registry: Registry, model: str, version: int) -> VersionContext:
