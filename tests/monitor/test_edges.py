@@ -708,8 +708,10 @@ def test_a_webhook_that_trickles_its_answer_is_cut_off_by_the_timeout() -> None:
         settings = AlertSettings(webhooks=(WebhookSettings(url=late.url),),
                                  allow_private_networks=True, timeout_s=1.0)
         (delivery,) = Notifier(settings, {}).notify(ALERT)
-        assert not delivery["ok"]
-        assert not late.answered.is_set()
+        # No single read waits 1 s (a byte comes every 50 ms): only the deadline on the
+        # whole exchange can cut it, and it says so.
+        assert delivery == {"url": late.url, "ok": False, "status": None,
+                            "error": "timed out"}
     finally:
         late.close()
 

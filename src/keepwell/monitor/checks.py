@@ -57,6 +57,11 @@ class Check(ABC):
         missing = [c for c in self.needs if c not in rows.columns]
         if missing:
             return Outcome.skipped(f"the window has no {', '.join(missing)} column")
+        return self._enough(rows, context)
+
+    def _enough(self, rows: pd.DataFrame, context: VersionContext) -> Outcome:
+        """Judge when the window holds ``min_rows`` (a check that judges only some rows
+        overrides this)."""
         if len(rows) < self.spec.min_rows:
             return Outcome.skipped(f"{len(rows)} rows; this check needs at least "
                                    f"{self.spec.min_rows} (min_rows)")
@@ -203,9 +208,7 @@ class Performance(Check):
 
     needs = ("prediction",)
 
-    def run(self, rows: pd.DataFrame, context: VersionContext) -> Outcome:
-        if "prediction" not in rows.columns:
-            return super().run(rows, context)
+    def _enough(self, rows: pd.DataFrame, context: VersionContext) -> Outcome:
         labelled = rows[rows["label"].notna()] if "label" in rows.columns else rows.iloc[:0]
         if len(labelled) < self.spec.min_rows:
             return Outcome.skipped(f"{len(labelled)} of {len(rows)} predictions have labels; "
