@@ -91,7 +91,8 @@ def deliver_webhook(url: str, body: bytes, headers: Mapping[str, str], *,
     conn = _Pinned(parts.hostname, address, port, timeout, parts.scheme == "https")
     # The socket timeout bounds each read; this bounds the whole exchange, so a server that
     # trickles its answer a byte at a time cannot hold the monitor.
-    deadline = threading.Timer(timeout, _shut, args=(conn,))
+    expired = threading.Event()
+    deadline = threading.Timer(timeout, _shut, args=(conn, expired))
     deadline.start()
     try:
         host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{port}"
@@ -99,11 +100,11 @@ def deliver_webhook(url: str, body: bytes, headers: Mapping[str, str], *,
         conn.request("POST", path, body=body, headers={**headers, "Host": host_header})
         response = conn.getresponse()
         response.read(65536)
-        if not deadline.is_alive():
+        if expired.is_set():
             raise TimeoutError("timed out")
         return response.status
-    except OSError:
-        if not deadline.is_alive():
+    except (OSError, http.client.HTTPException):
+        if expired.is_set():
             raise TimeoutError("timed out") from None
         raise
     finally:
@@ -111,8 +112,11 @@ def deliver_webhook(url: str, body: bytes, headers: Mapping[str, str], *,
         conn.close()
 
 
-def _shut(conn: http.client.HTTPConnection) -> None:
+def _shut(conn: http.client.HTTPConnection, expired: threading.Event) -> None:
     """End a connection from another thread: pending reads and writes fail at once."""
+    # Set before the shutdown, so the failing read already sees why it failed (the timer
+    # thread itself may still be alive when it does).
+    expired.set()
     if conn.sock is not None:
         with contextlib.suppress(OSError):
             conn.sock.shutdown(socket.SHUT_RDWR)
