@@ -119,3 +119,72 @@ def test_a_failed_run_leaves_no_output(ws: kw.Workspace, tmp_path: Path, fitted_
     with pytest.raises(ValidationError, match="income"):
         score_file(ws, f"{MODEL}@1", source, tmp_path / "out.parquet")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["partial.parquet", "ws"]
+
+
+def test_a_failure_in_a_later_chunk_keeps_neither_output_nor_log(
+        ws: kw.Workspace, tmp_path: Path, fitted_pipeline: Any,
+        classification_data: Any) -> None:
+    """Nine chunks are scored and staged before the tenth fails: none of them is logged."""
+    X, y = classification_data
+    ws.registry.register(MODEL, fitted_pipeline, X, y)
+    bad = X.copy()
+    bad.loc[len(X) - 5, "income"] = np.inf
+    source = tmp_path / "in.parquet"
+    bad.to_parquet(source, index=False)
+    with pytest.raises(ValueError, match="infinity"):
+        score_file(ws, f"{MODEL}@1", source, tmp_path / "out.parquet", chunk_rows=40)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "ws"]
+    assert ws.logbook.predictions(MODEL).num_rows == 0
+    ws.logbook.seal()
+    assert ws.logbook.predictions(MODEL).num_rows == 0
+
+
+def test_a_text_column_where_the_model_takes_numbers_is_named(
+        ws: kw.Workspace, tmp_path: Path, fitted_pipeline: Any,
+        classification_data: Any) -> None:
+    X, y = classification_data
+    ws.registry.register(MODEL, fitted_pipeline, X, y)
+    source = tmp_path / "in.parquet"
+    X.assign(income=X["income"].map("{:.2f} EUR".format)).to_parquet(source, index=False)
+    with pytest.raises(ValidationError, match="column 'income' is text in the input, but the "
+                                              "model's signature says float"):
+        score_file(ws, f"{MODEL}@1", source, tmp_path / "out.parquet")
+    assert ws.logbook.predictions(MODEL).num_rows == 0
+
+
+def test_a_csv_value_that_is_not_a_number_is_named_with_its_column(
+        ws: kw.Workspace, tmp_path: Path, fitted_pipeline: Any,
+        classification_data: Any) -> None:
+    X, y = classification_data
+    ws.registry.register(MODEL, fitted_pipeline, X, y)
+    source = tmp_path / "in.csv"
+    X.astype({"age": object}).assign(age=["unknown", *X["age"][1:]]).to_csv(source, index=False)
+    with pytest.raises(ValidationError, match=r"in.csv: column 'age' must hold float values, as "
+                                              r"in the model's signature, but holds an invalid "
+                                              r"value 'unknown'"):
+        score_file(ws, f"{MODEL}@1", source, tmp_path / "out.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "ws"]
+
+
+def test_csv_columns_are_read_as_the_signature_types(ws: kw.Workspace, tmp_path: Path) -> None:
+    """Codes with leading zeros stay text, as the model was trained on them (read by
+    inference, "01" would become the number 1, a category the model never saw)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(8)
+    X = pd.DataFrame({"code": pd.Categorical(rng.choice(["01", "02", "10"], 300)),
+                      "amount": rng.normal(0, 1, 300)})
+    y = ((X["code"] == "01") ^ (X["amount"] > 1)).astype(int)
+    model = make_pipeline(ColumnTransformer([
+        ("code", OneHotEncoder(handle_unknown="ignore"), ["code"]),
+        ("amount", "passthrough", ["amount"])]), LogisticRegression()).fit(X, y)
+    ws.registry.register(MODEL, model, X, y)
+    source = tmp_path / "in.csv"
+    X.to_csv(source, index=False)
+    score_file(ws, f"{MODEL}@1", source, tmp_path / "out.parquet")
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert out["code"].tolist() == X["code"].astype(str).tolist()
+    np.testing.assert_allclose(out["score"], model.predict_proba(X)[:, 1], rtol=0, atol=1e-12)

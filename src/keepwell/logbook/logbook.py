@@ -13,9 +13,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -164,6 +165,33 @@ class Logbook(LogReader):
         batch = self._prediction_batch(model, version, features, outputs, **options)
         self.writer.append("predictions", model, batch)
         return batch.column(0)
+
+    @contextlib.contextmanager
+    def staged_predictions(self, model: str) -> Iterator[Callable[..., pa.Array]]:
+        """For a batch job: ``append_arrow(version, features, outputs, **options)`` inside the
+        block stages predictions that appear when it ends, all together, and are dropped if
+        it raises (see :mod:`keepwell.logbook.staging`).
+
+        >>> import tempfile, pandas as pd
+        >>> book = Logbook(tempfile.mkdtemp())
+        >>> with book.staged_predictions("churn") as append_arrow:
+        ...     ids = append_arrow(1, pd.DataFrame({"age": [31.0]}),
+        ...                        pd.DataFrame({"prediction": [0]}), arm="batch")
+        ...     book.predictions("churn").num_rows
+        0
+        >>> book.predictions("churn").num_rows
+        1
+        >>> book.close()
+        """
+        check_model_name(model)
+        with self.writer.staged("predictions", model) as job:
+            def append_arrow(version: int, features: Any, outputs: Any,
+                             **options: Any) -> pa.Array:
+                batch = self._prediction_batch(model, version, features, outputs, **options)
+                job.append(batch)
+                return batch.column(0)
+
+            yield append_arrow
 
     def _prediction_batch(self, model: str, version: int, features: Any, outputs: Any,
                           **options: Any) -> pa.RecordBatch:

@@ -14,6 +14,7 @@ from keepwell.logbook.erasure import Tombstones
 from keepwell.logbook.labels import build_index
 from keepwell.logbook.layout import KINDS, LogLayout, sync_dir, write_parquet_atomic
 from keepwell.logbook.segments import read_segment, try_lock
+from keepwell.logbook.staging import remove_abandoned
 
 __all__ = ["SealReport", "seal"]
 
@@ -70,6 +71,8 @@ def seal(layout: LogLayout, tombstones: Tombstones) -> SealReport:
     for kind in KINDS:
         for model in layout.models(kind):
             seg_dir = layout.segment_dir(kind, model)
+            if seg_dir.is_dir():
+                remove_abandoned(seg_dir)  # staged by jobs that crashed
             for marker in seg_dir.glob("*.sealed"):
                 # A crash after the marker: the Parquet is complete, finish the commit.
                 with layout.lock(exclusive=True):

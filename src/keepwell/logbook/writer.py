@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -38,6 +38,7 @@ import pyarrow as pa
 from keepwell._files import make_private_dir
 from keepwell.errors import LogbookFullError, LogbookUnavailableError
 from keepwell.logbook.segments import SegmentFile
+from keepwell.logbook.staging import StagedJob
 
 __all__ = ["Durability", "LogWriter", "Written"]
 
@@ -256,6 +257,27 @@ class LogWriter:
         while not self._stop.wait(self.flush_interval_ms / 1000):
             with contextlib.suppress(LogbookUnavailableError):
                 self.flush()
+
+    @contextlib.contextmanager
+    def staged(self, kind: Kind, model: str) -> Iterator[StagedJob]:
+        """Appends published together when the block ends, and deleted if it raises (see
+        :mod:`keepwell.logbook.staging`).
+
+        Raises as :meth:`append`, when the job starts and when it is published.
+        """
+        self._check_ready()
+        stream = self._stream(kind, model)
+        with self._streams_lock:
+            self._counter += 1
+            job = f"{self.writer_id}-{self._counter:06d}"
+        staged = StagedJob(stream.directory, job, self.max_segment_bytes, self._fsync)
+        try:
+            yield staged
+            self._check_ready()
+            staged.publish()
+        except BaseException:
+            staged.discard()
+            raise
 
     def rotate(self) -> None:
         """Close every open segment so that it can be sealed."""

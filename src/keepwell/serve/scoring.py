@@ -11,11 +11,14 @@ half-written output.
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
+import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -40,17 +43,39 @@ class ScoreReport:
     output: str
 
 
-def _chunks(path: Path, chunk_rows: int) -> Iterator[pa.Table]:
+#: How a CSV column is read, by the signature's dtype: as the model was trained, not as the
+#: first block of the file suggests (a column of whole numbers that later holds 2.5, or
+#: codes with leading zeros).
+_CSV_TYPES = {"boolean": pa.bool_(), "integer": pa.int64(), "float": pa.float64(),
+              "category": pa.string(), "string": pa.string()}
+_CSV_COLUMN = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+): (.*)")
+
+
+def _chunks(path: Path, chunk_rows: int, signature: Signature) -> Iterator[pa.Table]:
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
         source = pq.ParquetFile(path)
         for batch in source.iter_batches(batch_size=chunk_rows):
             yield pa.Table.from_batches([batch])
     elif suffix == ".csv":
-        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 24))
+        types = {spec.name: _CSV_TYPES[spec.dtype] for spec in signature.inputs
+                 if spec.dtype in _CSV_TYPES}
+        try:  # the first block is read, and may fail, here
+            reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 24),
+                                    convert_options=pacsv.ConvertOptions(column_types=types))
+        except pa.ArrowInvalid as exc:
+            with path.open(newline="", encoding="utf-8", errors="replace") as header:
+                names = next(csv.reader(header), [])
+            raise _csv_error(path, names, signature, exc) from None
         pending: list[pa.RecordBatch] = []
         size = 0
-        for batch in reader:
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except pa.ArrowInvalid as exc:
+                raise _csv_error(path, reader.schema.names, signature, exc) from None
             pending.append(batch)
             size += batch.num_rows
             if size >= chunk_rows:
@@ -62,10 +87,34 @@ def _chunks(path: Path, chunk_rows: int) -> Iterator[pa.Table]:
         raise ValidationError(f"{path.name}: give a .parquet or .csv file.")
 
 
+def _csv_error(path: Path, names: list[str], signature: Signature,
+               exc: pa.ArrowInvalid) -> ValidationError:
+    """The CSV reader's complaint, naming the column and the fix."""
+    found = _CSV_COLUMN.search(str(exc))
+    if found is None:
+        return ValidationError(f"{path.name} could not be read as CSV: {exc}")
+    index, detail = int(found[1]), found[3]
+    name = names[index] if index < len(names) else f"#{index}"
+    dtype = next((s.dtype for s in signature.inputs if s.name == name), found[2])
+    return ValidationError(
+        f"{path.name}: column {name!r} must hold {dtype} values, as in the model's signature, "
+        f"but holds an {detail}; correct or drop those rows.")
+
+
 def _features(chunk: pa.Table, signature: Signature) -> pd.DataFrame:
     missing = [n for n in signature.feature_names if n not in chunk.column_names]
     if missing:
         raise ValidationError(f"the input lacks the model's feature(s) {', '.join(missing[:5])}.")
+    for spec in signature.inputs:
+        kind = chunk.schema.field(spec.name).type
+        if spec.dtype in ("integer", "float") and not (
+                pa.types.is_integer(kind) or pa.types.is_floating(kind)
+                or pa.types.is_null(kind)):
+            shown = "text" if pa.types.is_string(kind) or pa.types.is_large_string(kind) \
+                else str(kind)
+            raise ValidationError(
+                f"column {spec.name!r} is {shown} in the input, but the model's signature says "
+                f"{spec.dtype}; convert the column to numbers.")
     frame: pd.DataFrame = chunk.select(signature.feature_names).to_pandas()
     for spec in signature.inputs:
         if spec.dtype == "category":
@@ -82,10 +131,12 @@ def score_file(ws: Workspace, ref: str, source: str | os.PathLike[str],
                progress: Callable[[int], None] | None = None) -> ScoreReport:
     """Score ``source`` with the version ``ref`` names and write ``target``.
 
-    The main thread reads, converts and scores a chunk and draws its request ids; two more
-    threads log it and write it to the output, each in chunk order, while the next chunk is
-    scored (Arrow, Parquet and the file system release the GIL). The model is called once per
-    chunk when its predictions follow from its probabilities (:mod:`keepwell.serve.outputs`).
+    The main thread only calls the model and draws request ids. Around it, one thread reads
+    and converts the next chunk, and two more log the scored chunk and write it to the
+    output, each in chunk order (Arrow, Parquet and the file system release the GIL), so a
+    model whose own work dominates runs at nearly its bare speed. The model is called once
+    per chunk when its predictions follow from its probabilities
+    (:mod:`keepwell.serve.outputs`).
     """
     version = ws.registry.get_version(ref)
     model = ws.registry.load_model(version.ref)
@@ -97,17 +148,20 @@ def score_file(ws: Workspace, ref: str, source: str | os.PathLike[str],
     sink = _Output(tmp, csv=target.suffix.lower() == ".csv")
     rows = chunks = 0
     try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="keepwell-score-log") as log, \
-                ThreadPoolExecutor(max_workers=1, thread_name_prefix="keepwell-score-out") as out:
-            pending: list[Future[None]] = []
-            for chunk in _chunks(source, chunk_rows):
-                features = _features(chunk, signature)
+        # The log is staged: if anything fails, no prediction of this run is kept either.
+        with ws.logbook.staged_predictions(version.model) as append_arrow, \
+                _thread("read") as read, _thread("log") as log, _thread("out") as out:
+            pending: list[Future[Any]] = []
+            for chunk, features in _prefetched(read, _chunks(source, chunk_rows, signature),
+                                               signature):
                 outputs = model_outputs(model, features, signature.task)
                 ids = id_array(chunk.num_rows)
                 for done in pending:
                     done.result()  # in order, and an error stops the run
                 pending = [
-                    log.submit(_log, ws, version.model, version.version, features, outputs, ids),
+                    log.submit(append_arrow, version.version,
+                               pa.Table.from_pandas(features, preserve_index=False),
+                               outputs.to_arrow(), arm="batch", request_ids=ids),
                     out.submit(sink.write, chunk, ids, outputs)]
                 rows += chunk.num_rows
                 chunks += 1
@@ -115,9 +169,9 @@ def score_file(ws: Workspace, ref: str, source: str | os.PathLike[str],
                     progress(chunk.num_rows)
             for done in pending:
                 done.result()
-        if chunks == 0:
-            raise ValidationError(f"{source.name} has no rows.")
-        sink.close()
+            if chunks == 0:
+                raise ValidationError(f"{source.name} has no rows.")
+            sink.close()
         os.replace(tmp, target)
     finally:
         sink.close()
@@ -126,10 +180,22 @@ def score_file(ws: Workspace, ref: str, source: str | os.PathLike[str],
     return ScoreReport(version.model, version.version, rows, chunks, str(target))
 
 
-def _log(ws: Workspace, model: str, version: int, features: pd.DataFrame,
-         outputs: ModelOutputs, ids: pa.Array) -> None:
-    ws.logbook.append_arrow(model, version, pa.Table.from_pandas(features, preserve_index=False),
-                            outputs.to_arrow(), arm="batch", request_ids=ids)
+def _thread(name: str) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"keepwell-score-{name}")
+
+
+def _prefetched(pool: ThreadPoolExecutor, chunks: Iterator[pa.Table], signature: Signature
+                ) -> Iterator[tuple[pa.Table, pd.DataFrame]]:
+    """Each chunk with its model input, the next one read and converted on ``pool`` while
+    the caller works on this one (one chunk ahead: memory stays at two chunks)."""
+    def load() -> tuple[pa.Table, pd.DataFrame] | None:
+        chunk = next(chunks, None)
+        return None if chunk is None else (chunk, _features(chunk, signature))
+
+    ahead = pool.submit(load)
+    while (loaded := ahead.result()) is not None:
+        ahead = pool.submit(load)
+        yield loaded
 
 
 class _Output:
