@@ -172,7 +172,27 @@ def environment() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "versions": {"pyarrow": pyarrow.__version__, "duckdb": duckdb.__version__,
                      "pandas": pandas.__version__, "numpy": numpy.__version__},
+        "speed": machine_speed(),
     }
+
+
+def machine_speed() -> dict[str, float]:
+    """Two fixed pieces of work, best of three, timed when the results are written: this
+    (shared, virtual) machine runs at different speeds on different days, and these say how
+    fast it was for this run, so results of two runs can be compared."""
+    import numpy
+
+    def best(work: Callable[[], object]) -> float:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - start)
+        return round(min(times) * 1000, 1)
+
+    values = numpy.random.default_rng(0).random(2_000_000)
+    return {"python_sum_range_1e7_ms": best(lambda: sum(range(10**7))),
+            "numpy_sort_2e6_ms": best(lambda: numpy.sort(values))}
 
 
 def _number(value: float) -> str:
