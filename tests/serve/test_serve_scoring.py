@@ -4,6 +4,9 @@ outputs; a failed run leaves no output."""
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from sklearn.model_selection import FixedThresholdClassifier
 import keepwell as kw
 from keepwell.config import DEFAULT_TRUSTED_TYPES, RegistrySettings, Settings
 from keepwell.errors import ValidationError
+from keepwell.serve import scoring
 from keepwell.serve.scoring import score_file
 
 MODEL = "churn"
@@ -188,3 +192,27 @@ def test_csv_columns_are_read_as_the_signature_types(ws: kw.Workspace, tmp_path:
     out = pd.read_parquet(tmp_path / "out.parquet")
     assert out["code"].tolist() == X["code"].astype(str).tolist()
     np.testing.assert_allclose(out["score"], model.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own nice is Linux's")
+def test_io_threads_run_below_the_models_priority(ws: kw.Workspace, tmp_path: Path,
+                                                  fitted_pipeline: Any, classification_data: Any,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading, logging and writing yield to the model's thread on a busy machine."""
+    X, y = classification_data
+    ws.registry.register(MODEL, fitted_pipeline, X, y)
+    source, _ = _input(tmp_path, classification_data, ".parquet")
+    seen: dict[str, int] = {}
+    original = scoring._features
+
+    def features(*args: Any) -> Any:
+        seen[threading.current_thread().name] = os.getpriority(os.PRIO_PROCESS,
+                                                               threading.get_native_id())
+        return original(*args)
+
+    monkeypatch.setattr(scoring, "_features", features)
+    main = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    score_file(ws, f"{MODEL}@1", source, tmp_path / "out.parquet", chunk_rows=100)
+    assert seen and all(name.startswith("keepwell-score-read") for name in seen)
+    assert set(seen.values()) == {min(main + 10, 19)}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main

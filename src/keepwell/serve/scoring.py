@@ -14,6 +14,7 @@ import contextlib
 import csv
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ class ScoreReport:
 #: codes with leading zeros).
 _CSV_TYPES = {"boolean": pa.bool_(), "integer": pa.int64(), "float": pa.float64(),
               "category": pa.string(), "string": pa.string()}
+_IO_NICENESS = 10
 _CSV_COLUMN = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+): (.*)")
 
 
@@ -181,7 +183,15 @@ def score_file(ws: Workspace, ref: str, source: str | os.PathLike[str],
 
 
 def _thread(name: str) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"keepwell-score-{name}")
+    """One io thread, at a lower priority than the model's: on a machine with few cores the
+    scheduler then never halves the model's share to run io work that can wait."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"keepwell-score-{name}",
+                              initializer=_lower_priority)
+
+
+def _lower_priority() -> None:
+    with contextlib.suppress(OSError, AttributeError):  # Linux only: a thread has its own nice
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _IO_NICENESS)
 
 
 def _prefetched(pool: ThreadPoolExecutor, chunks: Iterator[pa.Table], signature: Signature
