@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from keepwell.logbook import segments
 from keepwell.logbook.segments import MAGIC, SegmentFile, read_segment, try_lock
 
 SCHEMA = pa.schema([("x", pa.int64()), ("name", pa.string()), ("score", pa.float64())])
@@ -241,3 +242,74 @@ def test_sync_calls_fsync_only_when_something_is_unsynced(tmp_path: Path) -> Non
     assert segment.synced == segment.written
     segment.close()
     assert len(calls) == created + 1
+
+
+def test_a_large_batch_is_written_in_frames_that_read_back_as_the_batch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(segments, "FRAME_BYTES", 1_000)
+    calls: list[int] = []
+
+    def counting(fd: int) -> None:
+        calls.append(fd)
+        os.fsync(fd)
+
+    big = _batch(1, rows=400)
+    segment = SegmentFile(tmp_path / "a.seg", SCHEMA, fsync=counting)
+    created = len(calls)
+    segment.append(_batch(0))
+    segment.append(big)
+    segment.sync()
+    segment.close()
+    found = read_segment(tmp_path / "a.seg").batches
+    assert len(found) > 10  # the big batch became many frames
+    assert _same(found[:1], [_batch(0)])
+    assert pa.Table.from_batches(found[1:]).equals(pa.Table.from_batches([big]))
+    # One writeback per frame but the last (each on a descriptor of its own), then the sync.
+    assert len(calls) - created == len(found) - 1
+    assert len(set(calls[created:-1]) - {segment.fd}) >= 1
+
+
+def test_a_failed_writeback_fails_the_next_sync_even_if_a_new_fsync_would_pass(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a failed fsync the kernel may have dropped the pages (and reports the error to
+    one caller only): a later fsync that passes must not acknowledge them."""
+    monkeypatch.setattr(segments, "FRAME_BYTES", 1_000)
+    failures = iter([False, False, True])  # the file, its folder, then the first writeback
+
+    def failing_once(fd: int) -> None:
+        if next(failures, False):
+            raise OSError(errno.EIO, "Input/output error")
+        os.fsync(fd)
+
+    segment = SegmentFile(tmp_path / "a.seg", SCHEMA, fsync=failing_once)
+    segment.append(_batch(1, rows=400))
+    with pytest.raises(OSError, match="Input/output"):
+        segment.sync()
+    assert segment.synced < segment.written
+    segment.abandon()
+
+
+def test_a_failed_write_part_way_through_a_large_batch_cuts_the_whole_batch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(segments, "FRAME_BYTES", 1_000)
+    segment = SegmentFile(tmp_path / "a.seg", SCHEMA)
+    segment.append(_batch(0))
+    before = segment.written
+    frames = 0
+    original = SegmentFile._write_frame
+
+    def full_disk_on_third(self: SegmentFile, payload: pa.Buffer) -> None:
+        nonlocal frames
+        frames += 1
+        if frames == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        original(self, payload)
+
+    monkeypatch.setattr(SegmentFile, "_write_frame", full_disk_on_third)
+    with pytest.raises(OSError, match="No space"):
+        segment.append(_batch(1, rows=400))
+    assert segment.written == before == (tmp_path / "a.seg").stat().st_size
+    monkeypatch.setattr(SegmentFile, "_write_frame", original)
+    segment.append(_batch(2))
+    segment.close()
+    assert _same(read_segment(tmp_path / "a.seg").batches, [_batch(0), _batch(2)])

@@ -11,6 +11,12 @@ A reader takes frames while their length fits and their CRC matches, and stops a
 that does not: a crash can only cut the tail, never change a frame a writer had synced, so what
 a reader returns is exactly a prefix of what was written, with no torn record.
 
+A batch larger than :data:`FRAME_BYTES` is written as several frames. After each but the last,
+the disk is asked to start on what is written so far (an ``fsync`` of a duplicate descriptor,
+on a background thread) while the next frame is serialised, so the sync that acknowledges the
+batch waits for one frame, not for all of it. A crash part-way can leave the first frames of
+an unacknowledged batch, whole; a failed write cuts the file back to before the batch.
+
 The writing process holds an exclusive ``flock`` on the file for as long as it may append; a
 segment whose lock can be taken belongs to nobody (closed, or its writer died) and may be
 sealed into Parquet.
@@ -22,8 +28,10 @@ import contextlib
 import fcntl
 import os
 import struct
+import threading
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +42,29 @@ __all__ = ["MAGIC", "SegmentFile", "read_segment", "try_lock"]
 MAGIC = b"KWSEG\x01\n\x00"
 _HEADER = struct.Struct("<II")
 _MAX_FRAME = (1 << 32) - 1
+#: Batches above this size are split into frames of about this size (see the module doc).
+FRAME_BYTES = 32 << 20
+
+_writeback_pool: ThreadPoolExecutor | None = None
+_writeback_lock = threading.Lock()
+
+
+def _writeback() -> ThreadPoolExecutor:
+    global _writeback_pool
+    with _writeback_lock:
+        if _writeback_pool is None:
+            _writeback_pool = ThreadPoolExecutor(max_workers=1,
+                                                 thread_name_prefix="keepwell-log-writeback")
+        return _writeback_pool
+
+
+def _forget_pool_in_child() -> None:
+    """A forked child has none of the parent's threads: it starts a pool of its own."""
+    global _writeback_pool, _writeback_lock
+    _writeback_pool, _writeback_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 class SegmentFile:
@@ -54,6 +85,9 @@ class SegmentFile:
         self.path = path
         self.schema = schema
         self._fsync = fsync
+        self._writing_back: Future[None] | None = None
+        self._writeback_lock = threading.Lock()
+        self._writeback_error: OSError | None = None
         # Created under a temporary name and renamed once locked and headed, so a sealer
         # never sees a segment its writer does not hold yet.
         pending = path.with_name(f".{path.name}.new")
@@ -82,12 +116,16 @@ class SegmentFile:
     def append(self, batch: pa.RecordBatch) -> int:
         """Write one batch (not yet synced); returns the file offset after it.
 
-        If the write fails part-way (a full disk), the file is cut back to the previous frame
-        and the error is raised, so the segment stays a valid prefix.
+        If a write fails part-way (a full disk), the file is cut back to before the batch and
+        the error is raised, so the segment stays a valid prefix.
         """
         before = self.written
         try:
-            self._write_frame(batch.serialize())
+            parts = _parts(batch)
+            for i, part in enumerate(parts):
+                self._write_frame(part.serialize())
+                if i < len(parts) - 1:
+                    self._start_writeback()
         except OSError:
             with contextlib.suppress(OSError):
                 os.ftruncate(self.fd, before)
@@ -96,9 +134,32 @@ class SegmentFile:
         self.rows += batch.num_rows
         return self.written
 
+    def _start_writeback(self) -> None:
+        """Have the disk start on what is written, without waiting for it."""
+        copy = os.dup(self.fd)
+
+        def run() -> None:
+            try:
+                self._fsync(copy)
+            except OSError as exc:
+                self._writeback_error = self._writeback_error or exc
+            finally:
+                os.close(copy)
+
+        with self._writeback_lock:
+            self._writing_back = _writeback().submit(run)
+
     def sync(self) -> None:
         """fsync everything written so far. An error propagates; it is never retried."""
         target = self.written
+        with self._writeback_lock:
+            pending, self._writing_back = self._writing_back, None
+        if pending is not None:
+            pending.result()  # the pool runs in order: every writeback so far is done
+        if self._writeback_error is not None:
+            # The kernel may have dropped pages: a later fsync that passes proves nothing (and
+            # may not even see the error), so a failed writeback is this sync's error, always.
+            raise self._writeback_error
         if self.synced < target:
             self._fsync(self.fd)
             self.synced = target
@@ -149,6 +210,15 @@ class SegmentContents:
     @property
     def torn_tail(self) -> bool:
         return self.valid_bytes < self.total_bytes
+
+
+def _parts(batch: pa.RecordBatch) -> list[pa.RecordBatch]:
+    """``batch`` in slices of about :data:`FRAME_BYTES` (one slice when it is smaller)."""
+    size = batch.nbytes
+    if size <= FRAME_BYTES or batch.num_rows < 2:
+        return [batch]
+    rows = max(1, batch.num_rows * FRAME_BYTES // size)
+    return [batch.slice(start, rows) for start in range(0, batch.num_rows, rows)]
 
 
 def _frames(data: bytes) -> Iterator[tuple[int, memoryview]]:
