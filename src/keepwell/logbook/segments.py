@@ -125,7 +125,7 @@ class SegmentFile:
             for i, part in enumerate(parts):
                 self._write_frame(part.serialize())
                 if i < len(parts) - 1:
-                    self._start_writeback()
+                    self.start_writeback()
         except OSError:
             with contextlib.suppress(OSError):
                 os.ftruncate(self.fd, before)
@@ -134,7 +134,7 @@ class SegmentFile:
         self.rows += batch.num_rows
         return self.written
 
-    def _start_writeback(self) -> None:
+    def start_writeback(self) -> None:
         """Have the disk start on what is written, without waiting for it."""
         copy = os.dup(self.fd)
 

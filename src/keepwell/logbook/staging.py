@@ -51,7 +51,7 @@ class StagedJob:
         current = self.segments[-1] if self.segments else None
         if current is not None and (current.written >= self.max_bytes or not
                                     current.schema.equals(batch.schema, check_metadata=False)):
-            current.sync()  # spread the syncs over the job instead of all at the end
+            current.sync()
             current = None
         if current is None:
             path = self.directory / f".{self.job}-{len(self.segments):05d}{_STAGED}"
@@ -59,6 +59,7 @@ class StagedJob:
             self.segments.append(current)
         try:
             current.append(batch)
+            current.start_writeback()  # so that publishing waits for the last batch only
         except OSError as exc:
             raise LogbookFullError(
                 f"could not write to the logbook ({exc.strerror or exc}); free space on the log "
