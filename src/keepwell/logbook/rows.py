@@ -125,7 +125,8 @@ class RowLayout:
         """
         rows: list[tuple[Any, ...]] = []
         new = sum(r.request_id is None for r in records)
-        fresh = iter(id_block(new).tobytes()[i * 16:(i + 1) * 16] for i in range(new))
+        block = id_block(new).tobytes() if new else b""
+        fresh = iter([block[i * 16:(i + 1) * 16] for i in range(new)])
         now: int | None = None
         ids: list[bytes] = []
         for record in records:
