@@ -16,13 +16,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import FixedThresholdClassifier
 
 import keepwell as kw
 from keepwell.config import DEFAULT_TRUSTED_TYPES, RegistrySettings, Settings
 from keepwell.errors import ValidationError
 from keepwell.serve import scoring
-from keepwell.serve.scoring import score_file
+from keepwell.serve.scoring import chunk_plan, default_chunk_rows, score_file
 
 MODEL = "churn"
 
@@ -63,7 +64,7 @@ def test_the_output_is_the_models_answers_and_the_log_agrees(
     report = score_file(ws, f"{MODEL}@1", source, target, chunk_rows=150)
     assert report.rows == len(X)
     if suffix == ".parquet":  # (a CSV file is read in blocks of bytes, not rows)
-        assert report.chunks == -(-len(X) // 150)
+        assert report.chunks == len(chunk_plan(len(X), 150)) == 5
     out = pd.read_csv(target) if suffix == ".csv" else pd.read_parquet(target)
     assert out["row"].tolist() == list(range(len(X)))  # extra columns carried, in order
     assert out["prediction"].tolist() == fitted_pipeline.predict(X).tolist()
@@ -216,3 +217,24 @@ def test_io_threads_run_below_the_models_priority(ws: kw.Workspace, tmp_path: Pa
     assert seen and all(name.startswith("keepwell-score-read") for name in seen)
     assert set(seen.values()) == {min(main + 10, 19)}
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main
+
+
+@pytest.mark.parametrize("total", [1, 7, 149, 150, 151, 399, 400, 1_000, 12_345])
+@pytest.mark.parametrize("chunk_rows", [1, 8, 150, 1_000])
+def test_the_chunk_plan_covers_the_file_with_small_ends(total: int, chunk_rows: int) -> None:
+    sizes = chunk_plan(total, chunk_rows)
+    assert sum(sizes) == total and all(size >= 1 for size in sizes)
+    assert max(sizes) <= chunk_rows + 2 * max(chunk_rows // 8, 1)
+    if len(sizes) > 2:  # small ends: the model starts soon, the unoverlapped tail is short
+        small = max(chunk_rows // 8, 1)
+        assert sizes[0] == small and sizes[-1] <= 2 * small
+
+
+def test_chunks_hold_about_24_mb_of_features(ws: kw.Workspace) -> None:
+    rng = np.random.default_rng(2)
+    for columns, rows in ((3, 1_000_000), (60, (24 << 20) // (8 * 60)), (5_000, 10_000)):
+        X = pd.DataFrame(rng.standard_normal((40, columns)),
+                         columns=[f"c{i}" for i in range(columns)])
+        version = ws.registry.register(f"m{columns}", LinearRegression().fit(X, X["c0"]),
+                                       X, X["c0"])
+        assert default_chunk_rows(version.signature) == rows

@@ -67,7 +67,8 @@ def score(
         metavar="OUTPUT", dir_okay=False,
         help="Where to write the input with request_id, prediction and score columns "
              "(.parquet or .csv).")],
-    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows scored at a time.")] = 100_000,
+    chunk_rows: Annotated[int | None, typer.Option(
+        min=1, help="Rows scored at a time (default: about 24 MB of features).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Score a file with a model version; every prediction is logged with the arm batch."""

@@ -53,12 +53,67 @@ _IO_NICENESS = 10
 _CSV_COLUMN = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+): (.*)")
 
 
+#: Model input per chunk, when the caller does not say: big enough that a model's per-call
+#: costs vanish, small enough to stay in cache (a forest scores 250k rows of 10 features 7%
+#: faster a chunk than 100k, and 1M no faster).
+CHUNK_BYTES = 24 << 20
+
+
+def default_chunk_rows(signature: Signature) -> int:
+    """Rows per chunk for :data:`CHUNK_BYTES` of float64 features, within [10k, 1M]."""
+    return min(max(CHUNK_BYTES // (8 * max(len(signature.inputs), 1)), 10_000), 1_000_000)
+
+
+def chunk_plan(total: int, chunk_rows: int) -> list[int]:
+    """The sizes of the chunks of a file of ``total`` rows: ``chunk_rows`` each, except an
+    eighth of that first and last, so that the model starts soon and the last chunk's log and
+    write, which nothing overlaps, are short.
+
+    >>> chunk_plan(1_000_000, 240_000)
+    [30000, 240000, 240000, 240000, 220000, 30000]
+    >>> chunk_plan(50, 240_000)
+    [50]
+    """
+    small = max(chunk_rows // 8, 1)
+    sizes, left = [], total
+    if left > 2 * small:
+        sizes.append(small)
+        left -= small
+    while left > chunk_rows + small:
+        sizes.append(chunk_rows)
+        left -= chunk_rows
+    if left > 2 * small:
+        sizes.append(left - small)
+        left = small
+    if left:
+        sizes.append(left)
+    return sizes
+
+
+def _rebatched(batches: Iterator[pa.RecordBatch], sizes: list[int]) -> Iterator[pa.Table]:
+    """The rows of ``batches`` as tables of the given sizes (no copy: batches are sliced)."""
+    pending: list[pa.RecordBatch] = []
+    have = 0
+    plan = iter(sizes)
+    want = next(plan, 0)
+    for batch in batches:
+        while batch.num_rows:
+            take = min(want - have, batch.num_rows)
+            pending.append(batch.slice(0, take))
+            batch, have = batch.slice(take), have + take
+            if have == want:
+                yield pa.Table.from_batches(pending)
+                pending, have, want = [], 0, next(plan, 0)
+    if pending:
+        yield pa.Table.from_batches(pending)
+
+
 def _chunks(path: Path, chunk_rows: int, signature: Signature) -> Iterator[pa.Table]:
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
         source = pq.ParquetFile(path)
-        for batch in source.iter_batches(batch_size=chunk_rows):
-            yield pa.Table.from_batches([batch])
+        sizes = chunk_plan(source.metadata.num_rows, chunk_rows)
+        yield from _rebatched(source.iter_batches(batch_size=max(chunk_rows // 8, 1)), sizes)
     elif suffix == ".csv":
         types = {spec.name: _CSV_TYPES[spec.dtype] for spec in signature.inputs
                  if spec.dtype in _CSV_TYPES}
@@ -129,7 +184,7 @@ def _features(chunk: pa.Table, signature: Signature) -> pd.DataFrame:
 
 
 def score_file(ws: Workspace, ref: str, source: str | os.PathLike[str],
-               target: str | os.PathLike[str], *, chunk_rows: int = 100_000,
+               target: str | os.PathLike[str], *, chunk_rows: int | None = None,
                progress: Callable[[int], None] | None = None) -> ScoreReport:
     """Score ``source`` with the version ``ref`` names and write ``target``.
 
@@ -143,6 +198,7 @@ def score_file(ws: Workspace, ref: str, source: str | os.PathLike[str],
     version = ws.registry.get_version(ref)
     model = ws.registry.load_model(version.ref)
     signature = version.signature
+    chunk_rows = chunk_rows or default_chunk_rows(signature)
     source, target = Path(source), Path(target)
     if target.suffix.lower() not in (".parquet", ".pq", ".csv"):
         raise ValidationError(f"{target.name}: the output must be .parquet or .csv.")
