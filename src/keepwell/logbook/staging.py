@@ -43,9 +43,12 @@ class StagedJob:
         self.segments: list[SegmentFile] = []
         self.rows = 0
         self._lock_path = directory / f".{job}{_LOCK}"
-        # Held until the job ends: while it is, the staged files are not abandoned.
-        self._lock_fd = os.open(self._lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        # Held until the job ends: while it is, the staged files are not abandoned. Locked
+        # under another name first, so that a seal never finds it unlocked.
+        pending = self._lock_path.with_name(self._lock_path.name + ".new")
+        self._lock_fd = os.open(pending, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(pending, self._lock_path)
 
     def append(self, batch: pa.RecordBatch) -> None:
         current = self.segments[-1] if self.segments else None
