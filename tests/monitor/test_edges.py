@@ -12,9 +12,8 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from sklearn.metrics import accuracy_score, mean_squared_error
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from tests.conftest import make_classification_frame
-from tests.monitor.conftest import DAY0, MODEL, Production, fit_model
+from tests.monitor.conftest import DAY0, MODEL, Production, Receiver, fit_model
 from typer.testing import CliRunner
 
 import keepwell as kw
@@ -574,32 +573,6 @@ def test_shadow_rows_are_judged_as_the_challenger_version(
 
 # -- webhooks ----------------------------------------------------------------------------------
 
-class Hook:
-    """A webhook endpoint on 127.0.0.1 that records bodies and answers 204."""
-
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                hook.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
-                self.send_response(204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 class LateServer:
     """Accepts one connection, reads the request, and answers ``204`` only when ``release``
     is set (or after ``patience`` seconds): a webhook that is slower than the timeout.
@@ -640,13 +613,6 @@ class LateServer:
         self.thread.join(timeout=15)
 
 
-@pytest.fixture
-def hook() -> Iterator[Hook]:
-    h = Hook()
-    yield h
-    h.close()
-
-
 ALERT = {"model": "m", "version": 1, "check": "estimated_performance",
          "previous_status": "ok", "status": "alert", "window_end": "2026-01-06T00:00:00+00:00",
          "value": 0.61, "threshold": 0.65, "message": "estimated roc_auc 0.61"}
@@ -654,16 +620,16 @@ ALERT = {"model": "m", "version": 1, "check": "estimated_performance",
 
 @SQLITE_ONLY
 def test_alerts_from_a_run_are_strict_json(make_workspace: Callable[..., kw.Workspace],
-                                          hook: Hook) -> None:
+                                          receiver: Receiver) -> None:
     ws = make_workspace(window={"every": "1d"},
                         checks=[{"kind": "data_drift"}, {"kind": "latency", "max_ms": 1}],
-                        alerts={"webhooks": [{"url": hook.url}],
+                        alerts={"webhooks": [{"url": receiver.url}],
                                 "allow_private_networks": True})
     Production(ws).log_day(0, age_shift=15.0, latency_ms=3.0)
     report = ws.monitor.run(MODEL, since=DAY0, until=DAY0 + DAY)[0]
     assert sorted(a.check for a in report.alerts) == ["data_drift", "latency"]
-    assert len(hook.bodies) == 2
-    for body in hook.bodies:
+    assert len(receiver.received) == 2
+    for body in (r["body"] for r in receiver.received):
         sent = strict_json(body)
         assert sent["event"] == "keepwell.alert" and sent["model"] == MODEL
         assert sent["window_end"] == (DAY0 + DAY).isoformat()
@@ -671,13 +637,13 @@ def test_alerts_from_a_run_are_strict_json(make_workspace: Callable[..., kw.Work
         strict_json(json.dumps(alert.to_dict()))
 
 
-def test_an_alert_with_a_nan_value_is_sent_as_strict_json(hook: Hook) -> None:
-    settings = AlertSettings(webhooks=(WebhookSettings(url=hook.url),),
+def test_an_alert_with_a_nan_value_is_sent_as_strict_json(receiver: Receiver) -> None:
+    settings = AlertSettings(webhooks=(WebhookSettings(url=receiver.url),),
                              allow_private_networks=True)
     (delivery,) = Notifier(settings, {}).notify({**ALERT, "value": float("nan"),
                                                  "threshold": float("inf")})
     assert delivery["ok"]
-    sent = strict_json(hook.bodies[0])
+    sent = strict_json(receiver.received[0]["body"])
     assert sent["value"] is None and sent["threshold"] is None
 
 
