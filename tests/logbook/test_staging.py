@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +16,8 @@ import pytest
 from tests.logbook.logbook_support import CountingFsync, batch_of, ids_as_text
 
 from keepwell.errors import LogbookUnavailableError
-from keepwell.logbook import Logbook
+from keepwell.logbook import Logbook, staging
+from keepwell.logbook.segments import read_segment
 
 MODEL = "m"
 
@@ -56,14 +58,33 @@ def test_a_failed_job_keeps_nothing(book: Logbook) -> None:
     assert _hidden(book.root) == []
 
 
-def test_a_long_job_spans_segments_and_publishes_them_all(tmp_path: Path) -> None:
+def test_a_long_job_spans_segments_and_publishes_them_all_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader that asks while the segments are being renamed waits, then sees them all."""
     book = Logbook(tmp_path / "log", max_segment_bytes=2_000)
+    seen: list[int] = []
+    readers: list[threading.Thread] = []
+    rename = os.rename
+
+    def rename_with_a_reader(source: Path, target: Path) -> None:
+        rename(source, target)
+        if str(source).endswith(".staged") and not readers:  # after the first publishing one
+            reader = threading.Thread(
+                target=lambda: seen.append(Logbook(book.root).predictions(MODEL).num_rows))
+            readers.append(reader)
+            reader.start()
+            reader.join(timeout=0.3)
+            assert reader.is_alive()  # it waits for the lock the publication holds
+
+    monkeypatch.setattr(staging.os, "rename", rename_with_a_reader)
     try:
         with book.staged_predictions(MODEL) as append_arrow:
             for k in range(20):
                 append_arrow(1, *_frames(50, offset=50 * k), arm="batch")
             staged = [n for n in _hidden(book.root) if n.endswith(".staged")]
             assert len(staged) == 20  # each batch outgrew the 2 kB segment before it
+        readers[0].join(timeout=30)
+        assert seen == [1000]
         published = sorted((book.root / "segments" / "predictions" / MODEL).glob("*.seg"))
         assert len(published) == 20
         assert book.predictions(MODEL)["x"].to_pylist() == [float(i) for i in range(1000)]
@@ -134,3 +155,5 @@ def test_staged_batches_are_whole_record_batches(book: Logbook) -> None:
         job.append(batch)
         assert job.rows == 4
     assert ids_as_text(book.predictions(MODEL)["request_id"]) == ids
+    (segment,) = (book.root / "segments" / "predictions" / MODEL).glob("*.seg")
+    assert [b.num_rows for b in read_segment(segment).batches] == [4]

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,7 @@ def build_index(layout: LogLayout, model: str) -> bool:
     there unchanged (an erasure or retention in between makes it stale: it is dropped).
     """
     target = layout.label_index(model)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         with layout.lock(exclusive=False):
             parts = layout.snapshot("feedback", model).parquet

@@ -129,13 +129,18 @@ class SegmentFile:
         except OSError:
             with contextlib.suppress(OSError):
                 os.ftruncate(self.fd, before)
-            self.written = before
+            # A sync meanwhile may have counted bytes now cut: what follows must be synced.
+            self.written, self.synced = before, min(self.synced, before)
             raise
         self.rows += batch.num_rows
         return self.written
 
     def start_writeback(self) -> None:
-        """Have the disk start on what is written, without waiting for it."""
+        """Have the disk start on what is written, without waiting for it (unless a
+        writeback is still running: the next sync covers what it would)."""
+        with self._writeback_lock:
+            if self._writing_back is not None and not self._writing_back.done():
+                return
         copy = os.dup(self.fd)
 
         def run() -> None:

@@ -3,7 +3,8 @@
 A job (``keepwell score``) writes its batches to hidden segments beside the model's others,
 which no reader and no sealer looks at (they see ``*.seg`` only), each synced when it is full.
 When the job succeeds, every staged segment is synced and renamed into place, then the folder
-is synced: from then on the records are read and sealed like any others. When it fails, the
+is synced, all under the logbook's exclusive lock, so a reader sees every record of the job or
+none: from then on they are read and sealed like any others. When it fails, the
 staged segments are deleted. A crash of the process leaves them behind, beside the job's lock
 file; :func:`remove_abandoned` (run by every seal) deletes them once no process holds that
 lock. Only a crash during the final renames, which take milliseconds, can publish part of a
@@ -16,6 +17,7 @@ import contextlib
 import fcntl
 import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pyarrow as pa
@@ -54,7 +56,7 @@ class StagedJob:
         current = self.segments[-1] if self.segments else None
         if current is not None and (current.written >= self.max_bytes or not
                                     current.schema.equals(batch.schema, check_metadata=False)):
-            current.sync()
+            current.close()  # synced; the job's lock, not the segment's, keeps it ours
             current = None
         if current is None:
             path = self.directory / f".{self.job}-{len(self.segments):05d}{_STAGED}"
@@ -69,15 +71,18 @@ class StagedJob:
                 "volume. The job's records were not kept.") from None
         self.rows += batch.num_rows
 
-    def publish(self) -> None:
-        """Make every staged record visible, durably."""
+    def publish(self, exclusive: AbstractContextManager[object]) -> None:
+        """Make every staged record visible, durably; the renames run inside ``exclusive``
+        (the logbook's lock, which readers share), so a reader sees all of them or none."""
         for segment in self.segments:
             segment.sync()
-        for segment in self.segments:
-            final = segment.path.with_name(segment.path.name[1:].removesuffix(_STAGED) + ".seg")
-            os.rename(segment.path, final)
-            segment.path = final
-        sync_dir(self.directory)
+        with exclusive:
+            for segment in self.segments:
+                final = segment.path.with_name(
+                    segment.path.name[1:].removesuffix(_STAGED) + ".seg")
+                os.rename(segment.path, final)
+                segment.path = final
+            sync_dir(self.directory)
         self._end(delete=False)
 
     def discard(self) -> None:

@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from keepwell._files import make_private_dir
 from keepwell.errors import LogbookFullError, LogbookUnavailableError
+from keepwell.logbook.layout import LogLayout
 from keepwell.logbook.segments import SegmentFile
 from keepwell.logbook.staging import StagedJob
 
@@ -274,7 +275,7 @@ class LogWriter:
         try:
             yield staged
             self._check_ready()
-            staged.publish()
+            staged.publish(LogLayout(self.root).lock(exclusive=True))
         except BaseException:
             staged.discard()
             raise
