@@ -189,8 +189,14 @@ def test_model_calls_take_turns() -> None:
     list (then every delayed call warns)."""
     X, y, test = _data(2, "int")
     model = _Watched().fit(X, y)
-    threads = [threading.Thread(target=model_outputs, args=(model, test, "binary"))
-               for _ in range(4)]
+    _Watched.inside = _Watched.most = 0
+    start = threading.Barrier(4)  # all four call at once, however slow the machine
+
+    def score() -> None:
+        start.wait()
+        model_outputs(model, test, "binary")
+
+    threads = [threading.Thread(target=score) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:

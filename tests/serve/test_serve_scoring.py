@@ -7,12 +7,13 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from sklearn.ensemble import RandomForestClassifier
@@ -22,6 +23,7 @@ from sklearn.model_selection import FixedThresholdClassifier
 import keepwell as kw
 from keepwell.config import DEFAULT_TRUSTED_TYPES, RegistrySettings, Settings
 from keepwell.errors import ValidationError
+from keepwell.logbook.staging import StagedJob
 from keepwell.serve import scoring
 from keepwell.serve.scoring import chunk_plan, default_chunk_rows, score_file
 
@@ -81,7 +83,8 @@ def test_the_output_is_the_models_answers_and_the_log_agrees(
 
 @pytest.mark.parametrize("kind", ["forest", "threshold"])
 def test_one_call_or_two_the_predictions_are_predicts(ws: kw.Workspace, tmp_path: Path,
-                                                      kind: str) -> None:
+                                                      kind: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A forest is asked predict_proba alone; a tuned threshold is asked predict as well:
     either way the output is model.predict's."""
     rng = np.random.default_rng(4)
@@ -93,7 +96,19 @@ def test_one_call_or_two_the_predictions_are_predicts(ws: kw.Workspace, tmp_path
     ws.registry.register(MODEL, model, X, y)
     source = tmp_path / "in.parquet"
     X.to_parquet(source, index=False)
+    asked: list[int] = []
+    loaded = type(model)
+    predict = loaded.predict
+
+    def counted(self: Any, data: Any) -> Any:
+        asked.append(len(data))
+        return predict(self, data)
+
+    monkeypatch.setattr(loaded, "predict", counted)
     score_file(ws, MODEL + "@1", source, tmp_path / "out.parquet", chunk_rows=400)
+    monkeypatch.undo()
+    # The forest's predictions are read off its probabilities; the threshold is asked.
+    assert (sum(asked) == len(X)) if kind == "threshold" else asked == []
     out = pd.read_parquet(tmp_path / "out.parquet")
     assert out["prediction"].tolist() == model.predict(X).tolist()
     np.testing.assert_array_equal(out["score"], model.predict_proba(X)[:, 1])
@@ -115,60 +130,63 @@ def test_float_columns_are_written_without_a_dictionary(ws: kw.Workspace, tmp_pa
     assert "RLE_DICTIONARY" in encodings["region"]
 
 
-def test_a_failed_run_leaves_no_output(ws: kw.Workspace, tmp_path: Path, fitted_pipeline: Any,
-                                       classification_data: Any) -> None:
-    X, y = classification_data
-    ws.registry.register(MODEL, fitted_pipeline, X, y)
-    source = tmp_path / "partial.parquet"
-    X.drop(columns="income").to_parquet(source, index=False)
-    with pytest.raises(ValidationError, match="income"):
-        score_file(ws, f"{MODEL}@1", source, tmp_path / "out.parquet")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["partial.parquet", "ws"]
-
-
 def test_a_failure_in_a_later_chunk_keeps_neither_output_nor_log(
-        ws: kw.Workspace, tmp_path: Path, fitted_pipeline: Any,
-        classification_data: Any) -> None:
-    """Nine chunks are scored and staged before the tenth fails: none of them is logged."""
+        ws: kw.Workspace, tmp_path: Path, fitted_pipeline: Any, classification_data: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every chunk but the last is scored and staged before the last fails: none of them is
+    logged."""
     X, y = classification_data
     ws.registry.register(MODEL, fitted_pipeline, X, y)
     bad = X.copy()
     bad.loc[len(X) - 5, "income"] = np.inf
     source = tmp_path / "in.parquet"
     bad.to_parquet(source, index=False)
+    staged: list[int] = []
+    append = StagedJob.append
+
+    def counting(job: StagedJob, batch: pa.RecordBatch) -> None:
+        append(job, batch)
+        staged.append(batch.num_rows)
+
+    monkeypatch.setattr(StagedJob, "append", counting)
     with pytest.raises(ValueError, match="infinity"):
         score_file(ws, f"{MODEL}@1", source, tmp_path / "out.parquet", chunk_rows=40)
+    assert sum(staged) == len(X) - chunk_plan(len(X), 40)[-1]  # all but the last chunk
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "ws"]
     assert ws.logbook.predictions(MODEL).num_rows == 0
     ws.logbook.seal()
     assert ws.logbook.predictions(MODEL).num_rows == 0
 
 
-def test_a_text_column_where_the_model_takes_numbers_is_named(
-        ws: kw.Workspace, tmp_path: Path, fitted_pipeline: Any,
-        classification_data: Any) -> None:
+def _missing_income(X: pd.DataFrame, path: Path) -> None:
+    X.drop(columns="income").to_parquet(path, index=False)
+
+
+def _income_as_text(X: pd.DataFrame, path: Path) -> None:
+    X.assign(income=X["income"].map("{:.2f} EUR".format)).to_parquet(path, index=False)
+
+
+def _age_not_a_number(X: pd.DataFrame, path: Path) -> None:
+    X.astype({"age": object}).assign(age=["unknown", *X["age"][1:]]).to_csv(path, index=False)
+
+
+@pytest.mark.parametrize(("write", "name", "match"), [
+    (_missing_income, "in.parquet", "the input lacks the model's feature\\(s\\) income"),
+    (_income_as_text, "in.parquet",
+     "column 'income' is text in the input, but the model's signature says float"),
+    (_age_not_a_number, "in.csv", "in.csv: column 'age' must hold float values, as in the "
+                                  "model's signature, but holds an invalid value 'unknown'"),
+], ids=["missing column", "text for numbers", "csv value"])
+def test_bad_input_is_named_and_leaves_nothing(
+        ws: kw.Workspace, tmp_path: Path, fitted_pipeline: Any, classification_data: Any,
+        write: Callable[[pd.DataFrame, Path], None], name: str, match: str) -> None:
     X, y = classification_data
     ws.registry.register(MODEL, fitted_pipeline, X, y)
-    source = tmp_path / "in.parquet"
-    X.assign(income=X["income"].map("{:.2f} EUR".format)).to_parquet(source, index=False)
-    with pytest.raises(ValidationError, match="column 'income' is text in the input, but the "
-                                              "model's signature says float"):
-        score_file(ws, f"{MODEL}@1", source, tmp_path / "out.parquet")
+    write(X, tmp_path / name)
+    with pytest.raises(ValidationError, match=match):
+        score_file(ws, f"{MODEL}@1", tmp_path / name, tmp_path / "out.parquet")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name, "ws"]
     assert ws.logbook.predictions(MODEL).num_rows == 0
-
-
-def test_a_csv_value_that_is_not_a_number_is_named_with_its_column(
-        ws: kw.Workspace, tmp_path: Path, fitted_pipeline: Any,
-        classification_data: Any) -> None:
-    X, y = classification_data
-    ws.registry.register(MODEL, fitted_pipeline, X, y)
-    source = tmp_path / "in.csv"
-    X.astype({"age": object}).assign(age=["unknown", *X["age"][1:]]).to_csv(source, index=False)
-    with pytest.raises(ValidationError, match=r"in.csv: column 'age' must hold float values, as "
-                                              r"in the model's signature, but holds an invalid "
-                                              r"value 'unknown'"):
-        score_file(ws, f"{MODEL}@1", source, tmp_path / "out.csv")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "ws"]
 
 
 def test_csv_columns_are_read_as_the_signature_types(ws: kw.Workspace, tmp_path: Path) -> None:
@@ -204,18 +222,21 @@ def test_io_threads_run_below_the_models_priority(ws: kw.Workspace, tmp_path: Pa
     ws.registry.register(MODEL, fitted_pipeline, X, y)
     source, _ = _input(tmp_path, classification_data, ".parquet")
     seen: dict[str, int] = {}
-    original = scoring._features
 
-    def features(*args: Any) -> Any:
-        seen[threading.current_thread().name] = os.getpriority(os.PRIO_PROCESS,
-                                                               threading.get_native_id())
-        return original(*args)
+    def sampled(original: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any) -> Any:
+            seen[threading.current_thread().name.rsplit("_", 1)[0]] = os.getpriority(
+                os.PRIO_PROCESS, threading.get_native_id())
+            return original(*args)
+        return run
 
-    monkeypatch.setattr(scoring, "_features", features)
+    monkeypatch.setattr(scoring, "_features", sampled(scoring._features))
+    monkeypatch.setattr(scoring, "_log", sampled(scoring._log))
+    monkeypatch.setattr(scoring._Output, "write", sampled(scoring._Output.write))
     main = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     score_file(ws, f"{MODEL}@1", source, tmp_path / "out.parquet", chunk_rows=100)
-    assert seen and all(name.startswith("keepwell-score-read") for name in seen)
-    assert set(seen.values()) == {min(main + 10, 19)}
+    assert seen == dict.fromkeys(["keepwell-score-read", "keepwell-score-log",
+                                  "keepwell-score-out"], min(main + 10, 19))
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main
 
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +45,10 @@ class ScoreReport:
     output: str
 
 
-#: How a CSV column is read, by the signature's dtype: as the model was trained, not as the
-#: first block of the file suggests (a column of whole numbers that later holds 2.5, or
-#: codes with leading zeros).
-_CSV_TYPES = {"boolean": pa.bool_(), "integer": pa.int64(), "float": pa.float64(),
+#: How a CSV column is read, by the signature's dtype, not as each block of the file suggests
+#: (codes with leading zeros stay text). Integer columns are read as float64: the server takes
+#: any number for them too, and a block that holds 2.5 must not fail where another did not.
+_CSV_TYPES = {"boolean": pa.bool_(), "integer": pa.float64(), "float": pa.float64(),
               "category": pa.string(), "string": pa.string()}
 _IO_NICENESS = 10
 _CSV_COLUMN = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+): (.*)")
@@ -90,7 +91,7 @@ def chunk_plan(total: int, chunk_rows: int) -> list[int]:
     return sizes
 
 
-def _rebatched(batches: Iterator[pa.RecordBatch], sizes: list[int]) -> Iterator[pa.Table]:
+def _rebatched(batches: Iterator[pa.RecordBatch], sizes: Iterable[int]) -> Iterator[pa.Table]:
     """The rows of ``batches`` as tables of the given sizes (no copy: batches are sliced)."""
     pending: list[pa.RecordBatch] = []
     have = 0
@@ -124,24 +125,22 @@ def _chunks(path: Path, chunk_rows: int, signature: Signature) -> Iterator[pa.Ta
             with path.open(newline="", encoding="utf-8", errors="replace") as header:
                 names = next(csv.reader(header), [])
             raise _csv_error(path, names, signature, exc) from None
-        pending: list[pa.RecordBatch] = []
-        size = 0
-        while True:
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                break
-            except pa.ArrowInvalid as exc:
-                raise _csv_error(path, reader.schema.names, signature, exc) from None
-            pending.append(batch)
-            size += batch.num_rows
-            if size >= chunk_rows:
-                yield pa.Table.from_batches(pending)
-                pending, size = [], 0
-        if pending:
-            yield pa.Table.from_batches(pending)
+        yield from _rebatched(_csv_batches(path, reader, signature),
+                              itertools.repeat(chunk_rows))
     else:
         raise ValidationError(f"{path.name}: give a .parquet or .csv file.")
+
+
+def _csv_batches(path: Path, reader: pacsv.CSVStreamingReader, signature: Signature
+                 ) -> Iterator[pa.RecordBatch]:
+    """The reader's batches, a value that does not parse raised as a named error."""
+    while True:
+        try:
+            yield reader.read_next_batch()
+        except StopIteration:
+            return
+        except pa.ArrowInvalid as exc:
+            raise _csv_error(path, reader.schema.names, signature, exc) from None
 
 
 def _csv_error(path: Path, names: list[str], signature: Signature,
@@ -216,11 +215,8 @@ def score_file(ws: Workspace, ref: str, source: str | os.PathLike[str],
                 ids = id_array(chunk.num_rows)
                 for done in pending:
                     done.result()  # in order, and an error stops the run
-                pending = [
-                    log.submit(append_arrow, version.version,
-                               pa.Table.from_pandas(features, preserve_index=False),
-                               outputs.to_arrow(), arm="batch", request_ids=ids),
-                    out.submit(sink.write, chunk, ids, outputs)]
+                pending = [log.submit(_log, append_arrow, version.version, features, outputs, ids),
+                           out.submit(sink.write, chunk, ids, outputs)]
                 rows += chunk.num_rows
                 chunks += 1
                 if progress is not None:
@@ -238,6 +234,13 @@ def score_file(ws: Workspace, ref: str, source: str | os.PathLike[str],
     return ScoreReport(version.model, version.version, rows, chunks, str(target))
 
 
+def _log(append_arrow: Callable[..., pa.Array], version: int, features: pd.DataFrame,
+         outputs: ModelOutputs, ids: pa.Array) -> None:
+    """Stage a scored chunk (on the log thread: the conversions stay off the model's)."""
+    append_arrow(version, pa.Table.from_pandas(features, preserve_index=False),
+                 outputs.to_arrow(), arm="batch", request_ids=ids)
+
+
 def _thread(name: str) -> ThreadPoolExecutor:
     """One io thread, at a lower priority than the model's: on a machine with few cores the
     scheduler then never halves the model's share to run io work that can wait."""
@@ -246,8 +249,11 @@ def _thread(name: str) -> ThreadPoolExecutor:
 
 
 def _lower_priority() -> None:
-    with contextlib.suppress(OSError, AttributeError):  # Linux only: a thread has its own nice
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _IO_NICENESS)
+    """Ten steps nicer than the thread that started it (Linux: a thread has its own nice)."""
+    with contextlib.suppress(OSError, AttributeError):
+        me = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, me,
+                       min(os.getpriority(os.PRIO_PROCESS, me) + _IO_NICENESS, 19))
 
 
 def _prefetched(pool: ThreadPoolExecutor, chunks: Iterator[pa.Table], signature: Signature
