@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import errno
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -152,3 +155,43 @@ def test_batch_durability_through_the_facade(tmp_path: Path) -> None:
     finally:
         book.close()
     assert sorted(ids_as_text(segment_table(tmp_path / "log")["request_id"])) == sorted(ids)
+
+
+def test_an_interrupted_writer_leaves_no_caller_of_its_group_waiting(
+        book: Logbook, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A KeyboardInterrupt in the thread writing a group: the others in it get an error,
+    nothing of the group is acknowledged, and nobody waits forever."""
+    write = Logbook._write_records
+    calls: list[int] = []
+
+    def slow_then_interrupted(self: Logbook, items: Any, written: Any) -> Any:
+        calls.append(len(items))
+        if len(calls) == 1:
+            time.sleep(0.3)  # the first writer builds slowly: the next two queue as one group
+        else:
+            raise KeyboardInterrupt
+        return write(self, items, written)
+
+    monkeypatch.setattr(Logbook, "_write_records", slow_then_interrupted)
+    outcomes: dict[str, object] = {}
+
+    def append(name: str) -> None:
+        try:
+            outcomes[name] = book.append(Prediction("m", 1, {"x": 1.0}, prediction=0))
+        except BaseException as exc:  # noqa: BLE001  (the interrupt is what is checked)
+            outcomes[name] = exc
+
+    first = threading.Thread(target=append, args=("first",))
+    first.start()
+    time.sleep(0.1)
+    others = [threading.Thread(target=append, args=(n,)) for n in ("second", "third")]
+    for thread in others:
+        thread.start()
+    for thread in [first, *others]:
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+    assert calls == [1, 2]  # the second writer took both queued records as one group
+    assert isinstance(outcomes["first"], list)
+    errors = sorted(type(outcomes[n]).__name__ for n in ("second", "third"))
+    assert errors == ["KeyboardInterrupt", "LogbookUnavailableError"]
+    assert book.predictions("m").num_rows == 1

@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from keepwell.errors import ValidationError
+from keepwell.errors import LogbookUnavailableError, ValidationError
 from keepwell.logbook.erasure import ErasureReport, Tombstones, erase_subject
 from keepwell.logbook.ids import id_strings, new_id
 from keepwell.logbook.labels import build_index, drop_index
@@ -223,29 +223,37 @@ class Logbook(LogReader):
             group, self._pending = self._pending, []
         written: list[Written] = []
         try:
-            ids = self._write_records([r for s in group for r in s.records], written)
-        except Exception as exc:  # noqa: BLE001  (every record of the group failed with it)
+            try:
+                ids = self._write_records([r for s in group for r in s.records], written)
+            except Exception as exc:  # noqa: BLE001  (every record of the group failed with it)
+                for waiting in group:
+                    waiting.error = exc
+            else:
+                offset = 0
+                for waiting in group:
+                    waiting.ids = ids[offset:offset + len(waiting.records)]
+                    offset += len(waiting.records)
+            finally:
+                # The next caller writes while this batch syncs: hand it the turn.
+                with self._turn:
+                    following = self._pending[0] if self._pending else None
+                    self._writing = following is not None
+                if following is not None:
+                    following.wake.set()
+            try:
+                if slot.error is None:
+                    for part in written:
+                        self.writer.commit(part)
+            except Exception as exc:  # noqa: BLE001  (no record of the group is acknowledged)
+                for waiting in group:
+                    waiting.error = exc
+        except BaseException as exc:
+            # Interrupted (KeyboardInterrupt, SystemExit): nothing of the group is acknowledged,
+            # and no waiting caller may be left waiting.
             for waiting in group:
-                waiting.error = exc
-        else:
-            offset = 0
-            for waiting in group:
-                waiting.ids = ids[offset:offset + len(waiting.records)]
-                offset += len(waiting.records)
-        finally:
-            # The next caller writes while this batch syncs: hand it the turn.
-            with self._turn:
-                following = self._pending[0] if self._pending else None
-                self._writing = following is not None
-            if following is not None:
-                following.wake.set()
-        try:
-            if slot.error is None:
-                for part in written:
-                    self.writer.commit(part)
-        except Exception as exc:  # noqa: BLE001  (no record of the group is acknowledged)
-            for waiting in group:
-                waiting.error = exc
+                waiting.error = waiting.error or LogbookUnavailableError(
+                    f"the append was interrupted ({type(exc).__name__}); records not kept.")
+            raise
         finally:
             for waiting in group:
                 waiting.done = True
