@@ -36,6 +36,7 @@ import keepwell as kw
 from keepwell.access import PERMISSIONS
 from keepwell.config import Settings
 from keepwell.serve import create_app
+from keepwell.serve.outputs import _MODEL_CALLS
 
 MODEL = "churn"
 RECORD = {"age": 31.5, "income": 25_000.0, "region": "north"}
@@ -166,10 +167,11 @@ async def _load_while_moving(url: str, tokens: dict[str, str]
 
 # -- micro-batching ---------------------------------------------------------------------------
 
-def _histogram(text: str, name: str, suffix: str) -> float:
+def _metric(text: str, name: str) -> float:
+    """The sum of a Prometheus sample over all its label sets."""
     total = 0.0
     for line in text.splitlines():
-        match = re.fullmatch(rf"{name}_{suffix}(?:\{{[^}}]*\}})? (\S+)", line)
+        match = re.fullmatch(rf"{name}(?:\{{[^}}]*\}})? (\S+)", line)
         if match:
             total += float(match.group(1))
     return total
@@ -178,6 +180,13 @@ def _histogram(text: str, name: str, suffix: str) -> float:
 @pytest.mark.slow
 def test_concurrent_requests_are_batched(sqlite_settings: Settings, fitted_pipeline: Any,
                                          classification_data: Any) -> None:
+    """Requests that queue while the model is busy are answered by fewer model calls.
+
+    The test holds the model-call lock while the burst arrives, so the two batch workers each
+    block on their first batch and the rest of the burst must wait in the queue: on a loaded
+    machine the client may send too slowly for the 2 ms batching window to join anything,
+    and this test is about what happens to requests that do meet in the queue.
+    """
     settings = sqlite_settings  # default batching: max_batch 64, max_wait_ms 2
     ws = kw.Workspace(settings)
     try:
@@ -190,26 +199,38 @@ def test_concurrent_requests_are_batched(sqlite_settings: Settings, fitted_pipel
     assert len(bodies) == 64
     ids = [b["request_ids"][0] for b in bodies]
     assert sorted(map(str, logged.column("request_id").to_pylist())) == sorted(ids)
-    calls = _histogram(metrics, "keepwell_batch_requests", "count")
-    requests = _histogram(metrics, "keepwell_batch_requests", "sum")
+    calls = _metric(metrics, "keepwell_batch_requests_count")
+    requests = _metric(metrics, "keepwell_batch_requests_sum")
     assert requests == 64
-    assert calls < 64, metrics  # some model calls served more than one request
-    single = sum(float(m.group(1)) for m in re.finditer(
-        r'keepwell_batch_requests_bucket\{[^}]*le="1\.0"[^}]*\} (\S+)', metrics))
-    assert single < calls
+    # The two blocked batches may hold one request each; the 62 queued behind them are
+    # taken in at most max_batch-sized batches once the model is free.
+    assert calls <= 4, metrics
 
 
 async def _burst(url: str, tokens: dict[str, str], n: int) -> tuple[list[dict[str, Any]], str]:
-    limits = httpx.Limits(max_connections=n)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+    limits = httpx.Limits(max_connections=n + 1)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+        viewer = _bearer(tokens["viewer"])
         # open the connections first, so that the burst itself is only requests
-        await asyncio.gather(*(client.get("/healthz") for _ in range(n)))
-        responses = await asyncio.gather(*(
-            client.post(f"/v1/models/{MODEL}/predict",
-                        json={"inputs": [{**RECORD, "age": float(18 + i)}]},
-                        headers=_bearer(tokens["predictor"])) for i in range(n)))
+        await asyncio.gather(*(client.get("/healthz") for _ in range(n + 1)))
+        _MODEL_CALLS.acquire()
+        try:
+            burst = asyncio.gather(*(
+                client.post(f"/v1/models/{MODEL}/predict",
+                            json={"inputs": [{**RECORD, "age": float(18 + i)}]},
+                            headers=_bearer(tokens["predictor"])) for i in range(n)))
+            deadline = time.monotonic() + 60
+            while True:  # until every request not held by a blocked worker is queued
+                text = (await client.get("/metrics", headers=viewer)).text
+                if _metric(text, "keepwell_queue_depth") >= n - 2:
+                    break
+                assert time.monotonic() < deadline, text
+                await asyncio.sleep(0.02)
+        finally:
+            _MODEL_CALLS.release()
+        responses = await burst
         assert [r.status_code for r in responses] == [200] * n
-        metrics = await client.get("/metrics", headers=_bearer(tokens["viewer"]))
+        metrics = await client.get("/metrics", headers=viewer)
     return [r.json() for r in responses], metrics.text
 
 
