@@ -6,7 +6,7 @@ import contextlib
 import os
 from pathlib import Path
 
-__all__ = ["make_private_dir", "touch_private"]
+__all__ = ["make_private_dir", "seal_private", "touch_private"]
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -34,3 +34,14 @@ def touch_private(path: str | os.PathLike[str]) -> None:
     with the umask's mode)."""
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE))
+
+
+def seal_private(path: str | os.PathLike[str]) -> None:
+    """Make a file written by another library 0600 and sync it to disk, before it is renamed
+    into place."""
+    os.chmod(path, FILE_MODE)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

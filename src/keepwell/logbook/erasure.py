@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from keepwell._files import make_private_dir
+from keepwell.logbook.label_columns import build_columns
 from keepwell.logbook.labels import build_index, drop_index
 from keepwell.logbook.layout import LogLayout, sync_dir, write_parquet_atomic
 from keepwell.logbook.segments import read_segment
@@ -164,6 +165,8 @@ def erase_subject(layout: LogLayout, subject: str) -> ErasureReport:
             files += removed > 0
     for model in indexed:
         build_index(layout, model)
+    for model in layout.models("predictions"):
+        build_columns(layout, model)  # of the parts rewritten, and all of a dropped index's
     return ErasureReport(digest, removed_predictions + unsealed_predictions,
                          removed_feedback + unsealed_feedback, files,
                          tuple(i.hex() for i in sorted(ids)))

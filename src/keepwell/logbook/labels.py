@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,10 +41,11 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 
-from keepwell._files import make_private_dir
+from keepwell._files import make_private_dir, seal_private
 from keepwell.logbook.layout import LogLayout, sync_dir
 
-__all__ = ["LabelIndex", "build_index", "drop_index", "labels_sql", "read_index"]
+__all__ = ["LabelIndex", "build_index", "drop_index", "files", "fingerprint", "labels_sql",
+           "quote", "read_index"]
 
 _META_KEY = b"keepwell.label_index"
 _VERSION = 1
@@ -67,17 +69,18 @@ class LabelIndex:
     path: Path
     parts: frozenset[Path]
     subject_rows: int
+    fingerprints: frozenset[tuple[Any, ...]]  # of the parts, as when it was made
 
 
-def _quote(text: str) -> str:
+def quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _files(paths: list[Path]) -> str:
-    return "[" + ", ".join(_quote(str(p)) for p in paths) + "]"
+def files(paths: list[Path]) -> str:
+    return "[" + ", ".join(quote(str(p)) for p in paths) + "]"
 
 
-def _fingerprint(layout: LogLayout, part: Path) -> list[object]:
+def fingerprint(layout: LogLayout, part: Path) -> list[object]:
     """What identifies a part's content: a rewrite (erasure) makes a new file."""
     info = part.stat()
     return [part.relative_to(layout.root).as_posix(), info.st_size, info.st_mtime_ns,
@@ -89,10 +92,10 @@ def _covers(layout: LogLayout, manifest: dict[str, Any], parts: list[Path]) -> s
     unchanged; None otherwise."""
     visible = {p.relative_to(layout.root).as_posix(): p for p in parts}
     covered = set()
-    for fingerprint in manifest["parts"]:
-        part = visible.get(fingerprint[0])
+    for listed in manifest["parts"]:
+        part = visible.get(listed[0])
         try:
-            if part is None or _fingerprint(layout, part) != fingerprint:
+            if part is None or fingerprint(layout, part) != listed:
                 return None
         except FileNotFoundError:
             return None
@@ -115,7 +118,8 @@ def read_index(layout: LogLayout, model: str, parts: list[Path]) -> LabelIndex |
     covered = _covers(layout, manifest, parts)
     if covered is None:
         return None
-    return LabelIndex(path, frozenset(covered), int(manifest["subject_rows"]))
+    return LabelIndex(path, frozenset(covered), int(manifest["subject_rows"]),
+                      frozenset(map(tuple, manifest["parts"])))
 
 
 def build_index(layout: LogLayout, model: str) -> bool:
@@ -156,12 +160,12 @@ def _compute(layout: LogLayout, model: str, parts: list[Path], tmp: Path
     new_parts = [p for p in parts if old is None or p not in old.parts]
     if old is not None and not new_parts:
         return None
-    source = f"read_parquet({_files(new_parts)}, union_by_name = true)"
+    source = f"read_parquet({files(new_parts)}, union_by_name = true)"
     rows = [_RAW.format(source=source)]
     if old is not None:
-        rows.append(_INDEXED.format(source=f"read_parquet({_quote(str(old.path))})"))
+        rows.append(_INDEXED.format(source=f"read_parquet({quote(str(old.path))})"))
     manifest: dict[str, Any] = {"version": _VERSION,
-                                "parts": [_fingerprint(layout, p) for p in parts]}
+                                "parts": [fingerprint(layout, p) for p in parts]}
     make_private_dir(tmp.parent)
     con = duckdb.connect()
     try:
@@ -172,21 +176,20 @@ def _compute(layout: LogLayout, model: str, parts: list[Path], tmp: Path
             found[0] if found else 0)
         text = json.dumps(manifest, separators=(",", ":"))
         con.execute(f"COPY ({_MERGE.format(rows=' UNION ALL '.join(rows))}) "
-                    f"TO {_quote(str(tmp))} (FORMAT parquet, COMPRESSION zstd, "
-                    f"KV_METADATA {{'{_META_KEY.decode()}': {_quote(text)}}})")
+                    f"TO {quote(str(tmp))} (FORMAT parquet, COMPRESSION zstd, "
+                    f"KV_METADATA {{'{_META_KEY.decode()}': {quote(text)}}})")
     finally:
         con.close()
-    os.chmod(tmp, 0o600)
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    seal_private(tmp)
     return manifest
 
 
 def drop_index(layout: LogLayout, model: str) -> bool:
-    """Delete the model's index (call under the exclusive lock); whether there was one."""
+    """Delete the model's index and the label columns made from it (call under the exclusive
+    lock); whether there was an index."""
+    columns = layout.label_columns(model)
+    if columns.is_dir():
+        shutil.rmtree(columns)
     try:
         layout.label_index(model).unlink()
     except FileNotFoundError:
@@ -194,25 +197,30 @@ def drop_index(layout: LogLayout, model: str) -> bool:
     return True
 
 
-def labels_sql(index_source: str, fresh_source: str, subject_source: str) -> str:
-    """The ``labels`` view over an index and the feedback it does not hold.
+def labels_sql(index_source: str, fresh_source: str, subject_source: str | None) -> list[str]:
+    """The statements making the ``labels`` view over an index and the feedback it does not
+    hold, and the ``_fresh_labels`` view of that feedback alone, merged per request.
 
     ``index_source`` yields index rows; ``fresh_source`` the raw feedback not in the index
     (parts sealed since, unsealed segments); ``subject_source`` the raw feedback in which to
-    look for labels given by subject. Index rows no fresh label touches pass as they are; the
-    others are merged with the fresh labels for their request.
+    look for labels given by subject (None: there are none). Index rows no fresh label
+    touches pass as they are; the others are merged with the fresh labels for their request.
     """
-    return f"""
-CREATE TEMP VIEW labels AS
-WITH fresh AS MATERIALIZED (
-    {_RAW.format(source=fresh_source)}
+    rows = _RAW.format(source=fresh_source)
+    if subject_source is not None:
+        rows += f"""
     UNION ALL
     SELECT p.request_id, f.label, f.received_ts, 1::BIGINT, f.feedback_id
     FROM (SELECT * FROM {subject_source}
           WHERE request_id IS NULL AND subject IS NOT NULL) f
     ASOF JOIN (SELECT request_id, model, subject, ts FROM predictions
                WHERE subject IS NOT NULL) p
-    ON f.model = p.model AND f.subject = p.subject AND f.event_ts >= p.ts
+    ON f.model = p.model AND f.subject = p.subject AND f.event_ts >= p.ts"""  # noqa: S608
+    fresh = f"CREATE TEMP VIEW _fresh_labels AS {_MERGE.format(rows=rows)}"
+    labels = f"""
+CREATE TEMP VIEW labels AS
+WITH fresh AS MATERIALIZED (
+    SELECT * FROM _fresh_labels
 ), indexed AS NOT MATERIALIZED (
     {_INDEXED.format(source=index_source)}
 )
@@ -225,4 +233,4 @@ SELECT request_id, label, label_ts, label_count FROM ({_MERGE.format(rows='''
     SELECT * FROM indexed i
     WHERE EXISTS (SELECT 1 FROM fresh f WHERE f.request_id = i.request_id)''')})
 """  # noqa: S608
-
+    return [fresh, labels]

@@ -6,6 +6,7 @@
     <root>/segments/<kind>/<model>/<segment>.sealed    marker: this segment's Parquet is complete
     <root>/sealed/<kind>/<model>/<YYYY-MM-DD>/part-<segment>.parquet
     <root>/labels/<model>.parquet                      sealed feedback, one label per request
+    <root>/labels/<model>/columns.json, *.parquet      each sealed prediction part's labels
     <root>/erasures/<sha256 of subject>.json           what an erasure removed, and when
     <root>/.lock                                       readers share it; sealing commits hold it
 
@@ -28,7 +29,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from keepwell._files import make_private_dir
+from keepwell._files import make_private_dir, seal_private
 
 __all__ = ["KINDS", "LogLayout", "sync_dir", "write_atomic", "write_parquet_atomic"]
 
@@ -59,6 +60,11 @@ class LogLayout:
         """The model's feedback compacted to one label per request (see
         :mod:`keepwell.logbook.labels`)."""
         return self.root / "labels" / f"{model}.parquet"
+
+    def label_columns(self, model: str) -> Path:
+        """The folder of the model's label columns (see
+        :mod:`keepwell.logbook.label_columns`)."""
+        return self.root / "labels" / model
 
     @property
     def erasures(self) -> Path:
@@ -139,12 +145,7 @@ def write_atomic(target: Path, write: Callable[[Path], None]) -> None:
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
         write(tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.chmod(tmp, 0o600)
+        seal_private(tmp)
         os.replace(tmp, target)
         sync_dir(target.parent)
     finally:

@@ -27,6 +27,7 @@ import pyarrow as pa
 from keepwell.errors import LogbookUnavailableError, ValidationError
 from keepwell.logbook.erasure import ErasureReport, Tombstones, erase_subject
 from keepwell.logbook.ids import id_strings, new_id
+from keepwell.logbook.label_columns import build_columns
 from keepwell.logbook.labels import build_index, drop_index
 from keepwell.logbook.layout import LogLayout, sync_dir
 from keepwell.logbook.reader import LogReader
@@ -391,6 +392,8 @@ class Logbook(LogReader):
                             sync_dir(base)
         for model in indexed:
             build_index(self.layout, model)
+        for model in self.layout.models("predictions"):
+            build_columns(self.layout, model)  # and the label columns of deleted parts go
         return RetentionReport(removed, cutoff)
 
     def erase(self, subject: str) -> ErasureReport:

@@ -9,6 +9,11 @@ being sealed. Inside a query, three views exist:
     features;
 ``feedback``
     every label received, including repeats and labels for unknown ids;
+``predictions_with_labels``
+    every prediction with its ``label``, ``label_ts`` (when the winning label was received)
+    and ``label_count`` (labels received for it), null without a label: the same as
+    ``predictions LEFT JOIN labels USING (request_id)``, and much faster once sealed (see
+    :mod:`keepwell.logbook.label_columns`);
 ``labels``
     one label per prediction — the *latest received* wins when a label comes twice (the one
     with the greatest ``feedback_id``: UUIDv7s made in order of receipt; two labels received
@@ -33,7 +38,8 @@ import pyarrow as pa
 
 from keepwell.errors import ValidationError
 from keepwell.logbook.erasure import Tombstones
-from keepwell.logbook.labels import labels_sql, read_index
+from keepwell.logbook.label_columns import LabelColumn, read_columns
+from keepwell.logbook.labels import LabelIndex, labels_sql, read_index
 from keepwell.logbook.layout import LogLayout, Snapshot
 from keepwell.logbook.segments import read_segment
 
@@ -95,11 +101,12 @@ class LogReader:
                 tombstones = Tombstones(self.layout)
                 first = start.astimezone(UTC).date() if start else None
                 last = end.astimezone(UTC).date() if end else None
-                self._view(con, "predictions", self.layout.snapshot(
-                    "predictions", model, first, last), tombstones)
+                predictions = self.layout.snapshot("predictions", model, first, last)
+                unsealed = self._view(con, "predictions", predictions, tombstones)
                 feedback = self.layout.snapshot("feedback", model)
                 segments = self._view(con, "feedback", feedback, tombstones)
-                self._labels_view(con, model, feedback, segments)
+                indexes, fresh_ids = self._labels_view(con, model, feedback, segments)
+                self._labelled_view(con, predictions, unsealed, indexes, fresh_ids)
                 yield con
         finally:
             con.close()
@@ -125,35 +132,82 @@ class LogReader:
         return segments
 
     def _labels_view(self, con: duckdb.DuckDBPyConnection, model: str | None,
-                     feedback: Snapshot, segments: list[str]) -> None:
+                     feedback: Snapshot, segments: list[str]
+                     ) -> tuple[dict[str, LabelIndex], np.ndarray | None]:
         """The ``labels`` view: from the label indexes of the sealed feedback where they are
         valid, merged with the feedback they do not hold (see :mod:`keepwell.logbook.labels`);
-        from the raw feedback alone where there is no index."""
-        indexes = []
+        from the raw feedback alone where there is no index.
+
+        Returns the valid indexes by model, and the request ids (text, sorted) that the
+        feedback they do not hold labels (in the ``_fresh_labels`` view); None when labels
+        given by subject make that unknown without a join.
+        """
+        indexes = {}
         for name in [model] if model is not None else self.layout.models("feedback"):
             parts = [p for p in feedback.parquet if p.parent.parent.name == name]
             found = read_index(self.layout, name, parts)
             if found is not None:
-                indexes.append(found)
+                indexes[name] = found
         if not indexes:
             con.execute(_LABELS_SQL)
-            return
-        covered = set().union(*(i.parts for i in indexes))
+            return indexes, None
+        covered = set().union(*(i.parts for i in indexes.values()))
         uncovered = [p for p in feedback.parquet if p not in covered]
         fresh = ([_read_parquet(uncovered)] if uncovered else []) + [
             f"SELECT * FROM {name}" for name in segments]  # noqa: S608
-        index = _read_parquet([i.path for i in indexes])
-        if not fresh and not any(i.subject_rows for i in indexes):
+        index = _read_parquet([i.path for i in indexes.values()])
+        if not fresh and not any(i.subject_rows for i in indexes.values()):
             # Every label is in the indexes (the usual case once sealed): they are the view.
             con.execute("CREATE TEMP VIEW labels AS SELECT request_id, label, label_ts, "  # noqa: S608
                         f"label_count FROM ({index})")
-            return
+            return indexes, np.array([], dtype=object)
         # With nothing fresh, still a source of the feedback's columns and types.
         source = " UNION ALL BY NAME ".join(fresh) or "SELECT * FROM feedback WHERE false"
         con.execute(f"CREATE TEMP VIEW _fresh_feedback AS {source}")
-        subjects = "feedback" if any(i.subject_rows for i in indexes) else "_fresh_feedback"
         con.execute(f"CREATE TEMP VIEW _label_index AS {index}")
-        con.execute(labels_sql("_label_index", "_fresh_feedback", subjects))
+        ids: np.ndarray | None = None
+        if any(i.subject_rows for i in indexes.values()):
+            subjects: str | None = "feedback"
+        elif _count(con, "SELECT count(*) FROM _fresh_feedback "
+                         "WHERE request_id IS NULL AND subject IS NOT NULL"):
+            subjects = "_fresh_feedback"
+        else:
+            subjects = None  # the fresh labels name their requests: which ones is known
+            ids = np.array([r[0] for r in con.execute(
+                "SELECT DISTINCT request_id::VARCHAR FROM _fresh_feedback "
+                "WHERE request_id IS NOT NULL ORDER BY 1").fetchall()], dtype=object)
+        for statement in labels_sql("_label_index", "_fresh_feedback", subjects):
+            con.execute(statement)
+        return indexes, ids
+
+    def _labelled_view(self, con: duckdb.DuckDBPyConnection, predictions: Snapshot,
+                       unsealed: list[str], indexes: dict[str, LabelIndex],
+                       fresh_ids: np.ndarray | None) -> None:
+        """The ``predictions_with_labels`` view: every prediction with its ``label``,
+        ``label_ts`` and ``label_count`` (null without a label). A sealed part is put beside
+        its label column (see :mod:`keepwell.logbook.label_columns`) when it has a valid one
+        and its request-id range takes in none of ``fresh_ids``, the requests labelled since
+        (None: unknown, maybe any); the other parts and the unsealed segments are joined to
+        ``labels`` by request id."""
+        columns: dict[Path, LabelColumn] = {}
+        for name, index in indexes.items():
+            parts = [p for p in predictions.parquet if p.parent.parent.name == name]
+            columns.update(read_columns(self.layout, name, index, parts))
+        beside = [p for p in predictions.parquet if p in columns
+                  and fresh_ids is not None and not columns[p].may_hold(fresh_ids)]
+        others = [p for p in predictions.parquet if p not in beside]
+        rest = ([_read_parquet(others)] if others else []) + [
+            f"SELECT * FROM {name}" for name in unsealed]  # noqa: S608
+        pieces = []
+        if beside:
+            pieces.append(f"SELECT * EXCLUDE (feedback_id) FROM {_parquet(beside)} "  # noqa: S608
+                          f"POSITIONAL JOIN {_parquet([columns[p].path for p in beside])}")
+        if rest or not beside:
+            source = " UNION ALL BY NAME ".join(rest) or _EMPTY["predictions"]
+            pieces.append(f"SELECT p.*, l.label, l.label_ts, l.label_count FROM ({source}) p "  # noqa: S608
+                          "LEFT JOIN labels l USING (request_id)")
+        con.execute("CREATE TEMP VIEW predictions_with_labels AS "
+                    + " UNION ALL BY NAME ".join(pieces))
 
     # -- common questions -----------------------------------------------------------------
 
@@ -166,8 +220,9 @@ class LogReader:
         selected = "*" if not columns else ", ".join(f'p."{c}"' for c in
                                                       _checked_columns(columns))
         if with_labels:
-            source = ("predictions p LEFT JOIN labels l USING (request_id)")
-            selected = (selected if columns else "p.*") + ", l.label, l.label_ts"
+            source = "predictions_with_labels p"
+            selected = (selected if columns else "p.* EXCLUDE (label_count)") + (
+                ", p.label, p.label_ts" if columns else "")
         else:
             source = "predictions p"
         if last is not None:
@@ -265,9 +320,18 @@ class LogReader:
         return " AND ".join(clauses), params
 
 
-def _read_parquet(paths: Sequence[Path]) -> str:
+def _parquet(paths: Sequence[Path]) -> str:
     files = ", ".join(_quote(str(p)) for p in paths)
-    return f"SELECT * FROM read_parquet([{files}], union_by_name = true)"  # noqa: S608
+    return f"read_parquet([{files}], union_by_name = true)"
+
+
+def _read_parquet(paths: Sequence[Path]) -> str:
+    return f"SELECT * FROM {_parquet(paths)}"  # noqa: S608
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    found = con.execute(sql).fetchone()
+    return int(found[0]) if found else 0
 
 
 def _arrow(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> pa.Table:

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 
 from keepwell._files import touch_private
 from keepwell.logbook.erasure import Tombstones
+from keepwell.logbook.label_columns import build_columns
 from keepwell.logbook.labels import build_index
 from keepwell.logbook.layout import KINDS, LogLayout, sync_dir, write_parquet_atomic
 from keepwell.logbook.segments import read_segment, try_lock
@@ -65,7 +66,8 @@ def seal(layout: LogLayout, tombstones: Tombstones) -> SealReport:
     A segment left by a crashed writer is sealed from its valid prefix: a torn last frame,
     never acknowledged, is dropped (``torn_tails`` counts them). Sealing again after a crash
     half-way rewrites the same part names, so nothing is duplicated. Then each model's label
-    index is brought up to date with its sealed feedback (:mod:`keepwell.logbook.labels`).
+    index is brought up to date with its sealed feedback (:mod:`keepwell.logbook.labels`), and
+    its label columns with the index (:mod:`keepwell.logbook.label_columns`).
     """
     report = SealReport()
     for kind in KINDS:
@@ -88,4 +90,6 @@ def seal(layout: LogLayout, tombstones: Tombstones) -> SealReport:
                     os.close(fd)
     for model in layout.models("feedback"):
         build_index(layout, model)  # a no-op when the index already covers every part
+    for model in layout.models("predictions"):
+        build_columns(layout, model)  # label columns of new parts, and of newly labelled ones
     return report

@@ -1,0 +1,200 @@
+"""Label columns: ``predictions_with_labels`` is exactly ``predictions LEFT JOIN labels``
+whether a part is read beside its label column or joined by request id; only parts that got
+new labels are made again; a stale, damaged or half-made label column is never read; erasure
+and retention leave none behind."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+import keepwell.logbook.label_columns as label_columns
+from keepwell.logbook import Logbook
+from keepwell.logbook.label_columns import build_columns, read_columns
+from keepwell.logbook.labels import read_index
+
+T0 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
+MIN = timedelta(minutes=1)
+UNKNOWN = "01900000-0000-7000-8000-000000000000"
+HASHED = """SELECT p.*, l.label, l.label_ts, l.label_count
+            FROM predictions p LEFT JOIN labels l USING (request_id)"""
+
+
+def _log(book: Logbook, n: int, *, model: str = "m", start: datetime = T0,
+         features: tuple[str, ...] = ("x",)) -> list[str]:
+    return book.append_frame(model, 1, {f: [float(i) for i in range(n)] for f in features},
+                             {"prediction": [i % 2 for i in range(n)]},
+                             ts=[start + i * MIN for i in range(n)],
+                             subjects=[f"s{i % 4}" for i in range(n)])
+
+
+def _rows(book: Logbook, source: str) -> list[dict[str, Any]]:
+    """Every row of ``source``, columns by name, in request-id order."""
+    table = book.query(f"SELECT * FROM ({source}) ORDER BY request_id")  # noqa: S608
+    return [dict(sorted(r.items())) for r in table.to_pylist()]
+
+
+def _same_as_hashed(book: Logbook) -> list[dict[str, Any]]:
+    rows = _rows(book, "SELECT * FROM predictions_with_labels")
+    assert rows == _rows(book, HASHED)
+    return rows
+
+
+def _beside(book: Logbook, model: str = "m") -> int:
+    """How many sealed prediction parts a reader would put beside a label column."""
+    with book.layout.lock(exclusive=False):
+        index = read_index(book.layout, model, book.layout.snapshot("feedback", model).parquet)
+        if index is None:
+            return 0
+        parts = book.layout.snapshot("predictions", model).parquet
+        return len(read_columns(book.layout, model, index, parts))
+
+
+def _manifest(book: Logbook, model: str = "m") -> dict[str, str]:
+    manifest = json.loads((book.layout.label_columns(model) / "columns.json").read_text())
+    return {e["part"][0]: e["file"] for e in manifest["entries"]}
+
+
+def _parts(book: Logbook, model: str = "m") -> list[Path]:
+    return sorted((book.root / "sealed" / "predictions" / model).glob("*/part-*.parquet"))
+
+
+def test_the_view_is_the_join_across_parts_days_schemas_and_models(book: Logbook) -> None:
+    first = _log(book, 30)
+    book.seal()
+    # Another schema (a new feature), another day, another model: separate parts.
+    second = _log(book, 20, start=T0 + timedelta(days=1), features=("x", "y"))
+    other = _log(book, 5, model="n")
+    book.seal()
+    third = _log(book, 6, start=T0 + 40 * MIN)  # a second part of the first day
+    book.add_feedback("m", [1] * 10 + [0] * 5 + [4], request_ids=first[:10] + second[:5]
+                      + third[-1:])
+    book.add_feedback("m", [7, 8], request_ids=[first[0], UNKNOWN])  # a relabel, an unknown id
+    book.add_feedback("m", [3], subjects=["s2"], event_ts=[T0 + 7 * MIN])
+    book.add_feedback("n", ["a", "b"], request_ids=other[:2])
+    book.seal()
+    assert len(_parts(book)) == 3 and _beside(book) == 3 and _beside(book, "n") == 1
+    rows = {r["request_id"]: r for r in _same_as_hashed(book)}
+    # Both models in one view: model n's text labels make every label text.
+    assert len(rows) == 61 and rows[third[-1]]["label"] == "4"
+    assert (rows[first[0]]["label"], rows[first[0]]["label_count"]) == ("7", 2)
+    assert rows[first[6]]["label"] == "3"  # s2's latest prediction at minute 7 is number 6
+    assert rows[first[20]]["label"] is None and rows[second[0]]["y"] == 0.0
+    assert rows[other[1]]["label"] == "b"
+    assert (rows[second[4]]["x"], rows[second[4]]["label"]) == (4.0, "0")
+
+
+def test_labels_received_since_are_merged_over_the_label_columns(book: Logbook) -> None:
+    ids = _log(book, 20)
+    book.add_feedback("m", [1] * 10, request_ids=ids[:10])
+    book.seal()
+    assert _beside(book) == 1
+    book.add_feedback("m", [0, 0], request_ids=[ids[3], ids[15]])  # unsealed: fresh
+    assert _beside(book) == 1  # still valid, but this part holds a fresh request
+    rows = {r["request_id"]: r for r in _same_as_hashed(book)}
+    assert (rows[ids[3]]["label"], rows[ids[3]]["label_count"]) == (0, 2)
+    assert rows[ids[15]]["label"] == 0
+    book.add_feedback("m", [5], subjects=["s1"], event_ts=[T0 + 30 * MIN])  # by subject
+    rows = {r["request_id"]: r for r in _same_as_hashed(book)}
+    assert rows[ids[17]]["label"] == 5
+    book.add_feedback("m", ["text"], request_ids=[ids[4]])  # another label type
+    assert _same_as_hashed(book)
+    table = book.predictions("m", with_labels=True)
+    assert table.column("label").to_pylist()[3:5] == ["0", "text"]
+
+
+def test_only_parts_with_newly_labelled_requests_are_made_again(book: Logbook) -> None:
+    old = _log(book, 10)
+    book.seal()
+    new = _log(book, 10, start=T0 + timedelta(days=1))
+    book.add_feedback("m", [1], request_ids=[old[0]])
+    book.seal()
+    assert _beside(book) == 2
+    before = _manifest(book)
+    book.add_feedback("m", [0, 1], request_ids=[new[2], UNKNOWN])
+    book.seal()
+    after = _manifest(book)
+    changed = {part for part in before if before[part] != after[part]}
+    assert changed == {p.relative_to(book.root).as_posix() for p in _parts(book)
+                       if "2024-03-02" in p.parent.name}
+    assert sorted(p.name for p in book.layout.label_columns("m").glob("*.parquet")) == sorted(
+        after.values())  # the replaced label column is gone
+    assert _beside(book) == 2 and _same_as_hashed(book)
+    assert build_columns(book.layout, "m") == 0  # up to date
+
+
+@pytest.mark.parametrize("damage", ["label column", "part"])
+def test_a_damaged_or_stale_label_column_is_not_read(book: Logbook, damage: str) -> None:
+    ids = _log(book, 12)
+    book.add_feedback("m", [1] * 6, request_ids=ids[:6])
+    book.seal()
+    (part,) = _parts(book)
+    (column,) = book.layout.label_columns("m").glob("*.parquet")
+    if damage == "label column":  # rows of another part: a wrong alignment if it were read
+        pq.write_table(pq.read_table(column).slice(2), column)
+    else:  # the part rewritten behind the manifest's back, its first rows gone
+        pq.write_table(pq.read_table(part).slice(2), part)
+    assert _beside(book) == 0
+    rows = _same_as_hashed(book)
+    assert [r["label"] for r in rows if r["label"] is not None] == [1] * (
+        6 if damage == "label column" else 4)
+    assert build_columns(book.layout, "m") == 1 and _beside(book) == 1
+    assert _same_as_hashed(book) == rows
+
+
+def test_a_build_that_fails_half_way_changes_nothing(book: Logbook,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    old = _log(book, 10)
+    book.seal()
+    new = _log(book, 10, start=T0 + timedelta(days=1))
+    book.add_feedback("m", [1], request_ids=[old[0]])
+    book.seal()
+    before = _manifest(book)
+    real, calls = label_columns._make, []
+
+    def failing(*args: Any) -> Any:
+        calls.append(args)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real(*args)
+
+    monkeypatch.setattr(label_columns, "_make", failing)
+    book.add_feedback("m", [0, 1], request_ids=[old[1], new[1]])
+    with pytest.raises(OSError, match="disk full"):
+        book.seal()
+    assert _manifest(book) == before
+    assert not list(book.layout.label_columns("m").glob(".tmp-*"))
+    rows = _same_as_hashed(book)  # the manifest names an older index: nothing is beside
+    assert _beside(book) == 0 and sum(r["label"] is not None for r in rows) == 3
+    monkeypatch.setattr(label_columns, "_make", real)
+    assert build_columns(book.layout, "m") == 2 and _beside(book) == 2
+    assert _same_as_hashed(book) == rows
+
+
+def test_erasure_leaves_no_label_of_the_subject_in_a_label_column(book: Logbook) -> None:
+    ids = _log(book, 8)  # subjects s0..s3, twice each
+    book.add_feedback("m", [10 + i for i in range(8)], request_ids=ids)
+    book.seal()
+    book.erase("s1")  # ids 1 and 5, labels 11 and 15
+    assert _beside(book) == 1
+    labels = {v for c in book.layout.label_columns("m").glob("*.parquet")
+              for v in pq.read_table(c)["label"].to_pylist()}
+    assert labels == {10, 12, 13, 14, 16, 17}
+    assert len(_same_as_hashed(book)) == 6
+
+
+def test_retention_removes_the_label_columns_of_deleted_days(book: Logbook) -> None:
+    _log(book, 4, start=datetime.now(UTC) - timedelta(days=10))
+    recent = _log(book, 4, start=datetime.now(UTC) - timedelta(hours=1))
+    book.add_feedback("m", [1], request_ids=[recent[0]])
+    book.seal()
+    assert _beside(book) == 2
+    book.apply_retention(timedelta(days=5))
+    assert len(_parts(book)) == 1 and _beside(book) == 1
+    assert len(list(book.layout.label_columns("m").glob("*.parquet"))) == 1
+    assert [r["label"] for r in _same_as_hashed(book)].count(1) == 1
