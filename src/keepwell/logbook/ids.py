@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["id_array", "id_block", "id_strings", "id_text", "new_id", "timestamp_ms"]
+__all__ = ["id_array", "id_block", "id_bytes", "id_strings", "id_text", "new_id", "timestamp_ms"]
 
 _MASK62 = (1 << 62) - 1
 _lock = threading.Lock()
@@ -82,7 +82,28 @@ def new_id() -> str:
 
 
 def id_text(raw: bytes) -> str:
-    return str(uuid.UUID(bytes=raw))
+    """The canonical text of a UUID's 16 bytes (what ``str(uuid.UUID(bytes=raw))`` gives,
+    in a quarter of the time).
+
+    >>> raw = id_block(1)[0].tobytes()
+    >>> id_text(raw) == str(uuid.UUID(bytes=raw))
+    True
+    """
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def id_bytes(n: int) -> list[bytes]:
+    """``n`` increasing UUIDv7s, 16 bytes each: :func:`id_block` without numpy, which costs
+    more than it saves for the few ids of a single-record append.
+
+    >>> a, b = id_bytes(2)
+    >>> a < b and uuid.UUID(bytes=a).version == 7
+    True
+    """
+    ms, rand_a, start = _reserve(n)
+    high = ((ms << 16) | (0x7 << 12) | rand_a).to_bytes(8, "big")
+    return [high + ((0b10 << 62) | (start + i)).to_bytes(8, "big") for i in range(n)]
 
 
 def timestamp_ms(request_id: str) -> int:

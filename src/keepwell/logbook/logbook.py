@@ -17,7 +17,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,15 +49,30 @@ __all__ = ["FeedbackResult", "Logbook", "RetentionReport"]
 _MAX_LAYOUTS = 64
 
 
-@dataclass
 class _Slot:
-    """Records one caller handed to :meth:`Logbook.append`, and what became of them."""
+    """Records one caller handed to :meth:`Logbook.append`, and what became of them.
 
-    records: list[Prediction]
-    ids: list[str] = field(default_factory=list)
-    error: Exception | None = None
-    done: bool = False  # written and synced, or failed
-    wake: threading.Event = field(default_factory=threading.Event)  # done, or this one writes
+    A slot is woken when it is done, or when its caller is handed the turn to write (and then
+    once more when that write is done). A bare lock, held from the start, is the cheapest way
+    (an ``Event`` costs a condition and its own lock): each wake releases it, each wait
+    acquires it, and a slot is never woken twice without a wait in between.
+    """
+
+    __slots__ = ("_wake", "done", "error", "ids", "records")
+
+    def __init__(self, records: list[Prediction]) -> None:
+        self.records = records
+        self.ids: list[str] = []
+        self.error: Exception | None = None
+        self.done = False  # written and synced, or failed
+        self._wake = threading.Lock()
+        self._wake.acquire()
+
+    def wait(self) -> None:
+        self._wake.acquire()
+
+    def wake(self) -> None:
+        self._wake.release()
 
     def result(self) -> list[str]:
         if self.error is not None:
@@ -217,7 +232,7 @@ class Logbook(LogReader):
             writes = not self._writing
             self._writing = True
         if not writes:
-            slot.wake.wait()  # until done, or until handed the turn to write
+            slot.wait()  # until done, or until handed the turn to write
             if slot.done:
                 return slot.result()
         with self._turn:  # this caller writes everything handed in so far
@@ -240,7 +255,7 @@ class Logbook(LogReader):
                     following = self._pending[0] if self._pending else None
                     self._writing = following is not None
                 if following is not None:
-                    following.wake.set()
+                    following.wake()
             try:
                 if slot.error is None:
                     for part in written:
@@ -258,7 +273,7 @@ class Logbook(LogReader):
         finally:
             for waiting in group:
                 waiting.done = True
-                waiting.wake.set()
+                waiting.wake()
         return slot.result()
 
     def _write_records(self, items: list[Prediction], written: list[Written]) -> list[str]:

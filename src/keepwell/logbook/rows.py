@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from keepwell.logbook.ids import id_block
+from keepwell.logbook.ids import id_bytes, id_text
 from keepwell.logbook.records import META_COLUMNS, Prediction
 
 __all__ = ["RowLayout"]
@@ -124,9 +124,7 @@ class RowLayout:
         names what is wrong.
         """
         rows: list[tuple[Any, ...]] = []
-        new = sum(r.request_id is None for r in records)
-        block = id_block(new).tobytes() if new else b""
-        fresh = iter([block[i * 16:(i + 1) * 16] for i in range(new)])
+        fresh = iter(id_bytes(sum(r.request_id is None for r in records)))
         now: int | None = None
         ids: list[bytes] = []
         for record in records:
@@ -153,7 +151,7 @@ class RowLayout:
         except (pa.ArrowException, OverflowError, TypeError, ValueError):
             return None
         batch = pa.RecordBatch.from_struct_array(struct.view(self._row_type))
-        return batch, [str(uuid.UUID(bytes=raw)) for raw in ids]
+        return batch, [id_text(raw) for raw in ids]
 
 
 def _id_bytes(value: Any) -> bytes | None:
