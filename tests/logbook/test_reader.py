@@ -14,6 +14,7 @@ from logbook_support import ids_as_text
 
 from keepwell.errors import ValidationError
 from keepwell.logbook import Logbook
+from keepwell.logbook.ids import new_id
 
 T0 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -81,6 +82,26 @@ def test_predictions_come_oldest_first_whatever_the_append_order(book: Logbook,
         book.seal()
     _log(book, [2])
     assert _minutes(book.predictions("m")) == [0, 1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("with_labels", [False, True])
+def test_records_at_the_same_time_come_in_request_id_order(book: Logbook, sealed: bool,
+                                                           with_labels: bool) -> None:
+    ids = sorted(new_id() for _ in range(6))
+    # In the files: minute 1 with ids in falling order, then minute 0, then minute 1 again.
+    book.append_frame("m", 1, {"x": [1.0, 1.0, 0.0]}, {"prediction": [1, 1, 0]},
+                      ts=[T0 + MIN, T0 + MIN, T0], request_ids=[ids[4], ids[3], ids[0]])
+    book.append_frame("m", 1, {"x": [1.0, 1.0, 1.0]}, {"prediction": [1, 1, 1]},
+                      ts=[T0 + MIN] * 3, request_ids=[ids[5], ids[1], ids[2]])
+    book.add_feedback("m", [7], request_ids=[ids[3]])
+    if sealed:
+        book.seal()
+    table = book.predictions("m", with_labels=with_labels)
+    assert _ids(table) == ids and _minutes(table) == [0, 1, 1, 1, 1, 1]
+    if with_labels:
+        assert table["label"].to_pylist() == [None, None, None, 7, None, None]
+    in_order = book.predictions("m", start=T0 + MIN)
+    assert _ids(in_order) == ids[1:]
 
 
 def test_a_window_spanning_days_reads_every_day(book: Logbook, sealed: bool) -> None:
