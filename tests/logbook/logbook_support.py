@@ -71,6 +71,30 @@ class CountingFsync:
             return sum(c.failed for c in self.calls)
 
 
+class GatedFsync(CountingFsync):
+    """A ``CountingFsync`` whose next call, once :meth:`hold_next` is called, waits until a
+    condition holds (a slow disk, for as long as the test needs: say, until every thread has
+    written), or at most ``limit_s``. ``met`` says whether the condition was met."""
+
+    def __init__(self, limit_s: float = 10.0) -> None:
+        super().__init__()
+        self.limit_s = limit_s
+        self.met: bool | None = None
+        self._until: Any = None
+
+    def hold_next(self, until: Any) -> None:
+        self._until = until
+
+    def __call__(self, fd: int) -> None:
+        until, self._until = self._until, None
+        if until is not None:
+            deadline = time.monotonic() + self.limit_s
+            while not (met := until()) and time.monotonic() < deadline:
+                time.sleep(0.002)
+            self.met = met
+        super().__call__(fd)
+
+
 def segment_files(root: Path, kind: str = "predictions", model: str | None = None) -> list[Path]:
     base = root / "segments" / kind
     pattern = f"{model}/*.seg" if model else "*/*.seg"

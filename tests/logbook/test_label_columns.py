@@ -35,7 +35,7 @@ def _log(book: Logbook, n: int, *, model: str = "m", start: datetime = T0,
 
 def _rows(book: Logbook, source: str) -> list[dict[str, Any]]:
     """Every row of ``source``, columns by name, in request-id order."""
-    table = book.query(f"SELECT * FROM ({source}) ORDER BY request_id")  # noqa: S608
+    table = book.query(f"SELECT * FROM ({source}) ORDER BY request_id")
     return [dict(sorted(r.items())) for r in table.to_pylist()]
 
 

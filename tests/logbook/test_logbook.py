@@ -163,11 +163,13 @@ def test_an_interrupted_writer_leaves_no_caller_of_its_group_waiting(
     nothing of the group is acknowledged, and nobody waits forever."""
     write = Logbook._write_records
     calls: list[int] = []
+    entered, release = threading.Event(), threading.Event()
 
     def slow_then_interrupted(self: Logbook, items: Any, written: Any) -> Any:
         calls.append(len(items))
         if len(calls) == 1:
-            time.sleep(0.3)  # the first writer builds slowly: the next two queue as one group
+            entered.set()  # the first writer builds until the next two have queued
+            assert release.wait(30)
         else:
             raise KeyboardInterrupt
         return write(self, items, written)
@@ -183,10 +185,15 @@ def test_an_interrupted_writer_leaves_no_caller_of_its_group_waiting(
 
     first = threading.Thread(target=append, args=("first",))
     first.start()
-    time.sleep(0.1)
+    assert entered.wait(30)
     others = [threading.Thread(target=append, args=(n,)) for n in ("second", "third")]
     for thread in others:
         thread.start()
+    deadline = time.monotonic() + 30
+    while len(book._pending) < 2:  # both queued behind the first writer
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    release.set()
     for thread in [first, *others]:
         thread.join(timeout=30)
         assert not thread.is_alive()
