@@ -1,9 +1,7 @@
 """The monitor at its edges, on real workspaces (SQLite, and PostgreSQL where the database
 matters): other tasks end to end, missing data and references, concurrent and repeated runs,
 window arithmetic, the shadow arm, webhooks that misbehave, odd frames and bad settings.
-
-Tests marked ``xfail(strict=True)`` pin down bugs found in review; each reason says what is
-wrong, and the test passes (and must lose its mark) once the bug is fixed.
+Several began as strict xfails pinning bugs found in review; each lost its mark with its fix.
 """
 
 from __future__ import annotations
