@@ -64,7 +64,11 @@ def _parts(book: Logbook, model: str = "m") -> list[Path]:
     return sorted((book.root / "sealed" / "predictions" / model).glob("*/part-*.parquet"))
 
 
-def test_the_view_is_the_join_across_parts_days_schemas_and_models(book: Logbook) -> None:
+@pytest.mark.parametrize("rows_per_query", [label_columns.ROWS_PER_QUERY, 40])
+def test_the_view_is_the_join_across_parts_days_schemas_and_models(
+        book: Logbook, monkeypatch: pytest.MonkeyPatch, rows_per_query: int) -> None:
+    # 40: the parts of 30, 6 (the first day) and 20 rows are made in two queries.
+    monkeypatch.setattr(label_columns, "ROWS_PER_QUERY", rows_per_query)
     first = _log(book, 30)
     book.seal()
     # Another schema (a new feature), another day, another model: separate parts.
@@ -155,7 +159,7 @@ def test_a_build_that_fails_half_way_changes_nothing(book: Logbook,
     book.add_feedback("m", [1], request_ids=[old[0]])
     book.seal()
     before = _manifest(book)
-    real, calls = label_columns._make, []
+    real, calls = label_columns._write, []
 
     def failing(*args: Any) -> Any:
         calls.append(args)
@@ -163,7 +167,7 @@ def test_a_build_that_fails_half_way_changes_nothing(book: Logbook,
             raise OSError("disk full")
         return real(*args)
 
-    monkeypatch.setattr(label_columns, "_make", failing)
+    monkeypatch.setattr(label_columns, "_write", failing)
     book.add_feedback("m", [0, 1], request_ids=[old[1], new[1]])
     with pytest.raises(OSError, match="disk full"):
         book.seal()
@@ -171,7 +175,7 @@ def test_a_build_that_fails_half_way_changes_nothing(book: Logbook,
     assert not list(book.layout.label_columns("m").glob(".tmp-*"))
     rows = _same_as_hashed(book)  # the manifest names an older index: nothing is beside
     assert _beside(book) == 0 and sum(r["label"] is not None for r in rows) == 3
-    monkeypatch.setattr(label_columns, "_make", real)
+    monkeypatch.setattr(label_columns, "_write", real)
     assert build_columns(book.layout, "m") == 2 and _beside(book) == 2
     assert _same_as_hashed(book) == rows
 

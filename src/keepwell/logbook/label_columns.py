@@ -43,6 +43,7 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from keepwell._files import make_private_dir, seal_private
@@ -144,13 +145,14 @@ def build_columns(layout: LogLayout, model: str) -> int:
                     return 0
                 parts = layout.snapshot("predictions", model).parquet
                 entries, new_ids, current = _kept_entries(layout, model, index)
+                stale = []
                 for part in parts:
-                    key = part.relative_to(layout.root).as_posix()
-                    kept = entries.get(key)
+                    kept = entries.get(part.relative_to(layout.root).as_posix())
                     if (kept is None or _may_hold(kept, new_ids)
                             or not _valid(layout, folder, part, kept)):
-                        entries[key] = _make(layout, folder, part, index)
-                        made.append(entries[key])
+                        stale.append(part)
+                _make(layout, folder, stale, index, made)
+                entries.update((e.part[0], e) for e in made)
             live = {p.relative_to(layout.root).as_posix() for p in parts}
             listed = [e for key, e in sorted(entries.items()) if key in live]
             if current and not made and len(listed) == len(entries):
@@ -234,35 +236,75 @@ def _may_hold(entry: _Entry, ids: np.ndarray | None) -> bool:
     return ids is None or LabelColumn(Path(), entry.first_id, entry.last_id).may_hold(ids)
 
 
-def _make(layout: LogLayout, folder: Path, part: Path, index: LabelIndex) -> _Entry:
-    """Write the label column of ``part`` to a temporary file (synced, private) and return its
-    entry."""
-    name = f"{part.parent.name}-{part.stem}-{uuid.uuid4().hex[:12]}.parquet"
-    tmp = folder / f".tmp-{name}"
+def _make(layout: LogLayout, folder: Path, parts: list[Path], index: LabelIndex,
+          made: list[_Entry]) -> None:
+    """Write the label columns of ``parts`` to temporary files (synced, private), adding
+    their entries to ``made`` as they are written.
+
+    One query joins many parts to the index at once (a query per part would read the index
+    each time): parts are taken in groups of about :data:`ROWS_PER_QUERY` rows, and each
+    group's result, in part and row order, is cut into one file per part.
+    """
     con = duckdb.connect()
     try:
         con.execute("SET enable_progress_bar = false")
-        source = f"read_parquet({quote(str(part))}, file_row_number = true)"
-        con.execute(
-            f"COPY (SELECT l.label, l.label_ts, l.label_count, l.feedback_id "  # noqa: S608
-            f"FROM {source} p LEFT JOIN read_parquet({quote(str(index.path))}) l "
-            f"USING (request_id) ORDER BY p.file_row_number) "
-            f"TO {quote(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
-        found = con.execute(f"SELECT min(request_id::VARCHAR), max(request_id::VARCHAR), "  # noqa: S608
-                            f"count(*) FROM read_parquet({quote(str(part))})").fetchone()
-        assert found is not None
-        if pq.read_metadata(tmp).num_rows != found[2]:
-            raise RuntimeError(f"the label column of {part} does not have the part's rows")
-        seal_private(tmp)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+        for group in _groups(parts):
+            source = (f"read_parquet({files(group)}, file_row_number = true, "
+                      "union_by_name = true)")
+            labels = con.sql(
+                f"SELECT p.file_index, l.label, l.label_ts, l.label_count, l.feedback_id "  # noqa: S608
+                f"FROM {source} p LEFT JOIN read_parquet({quote(str(index.path))}) l "
+                f"USING (request_id) ORDER BY p.file_index, p.file_row_number").to_arrow_table()
+            ranges = {i: (first, last, count) for i, first, last, count in con.execute(
+                f"SELECT file_index, min(request_id::VARCHAR), max(request_id::VARCHAR), "  # noqa: S608
+                f"count(*) FROM {source} GROUP BY file_index").fetchall()}
+            offset = 0
+            for i, part in enumerate(group):
+                first, last, count = ranges.get(i, ("", "", 0))
+                piece = labels.slice(offset, count)
+                offset += count
+                if count and set(piece["file_index"].unique().to_pylist()) != {i}:
+                    raise RuntimeError(f"the labels of {part} came out of order")
+                made.append(_write(layout, folder, part, piece.drop_columns(["file_index"]),
+                                   first, last))
+            if offset != labels.num_rows:
+                raise RuntimeError("the label columns do not add up to their parts' rows")
     finally:
         con.close()
-    # Named by the builder under the exclusive lock, with the manifest.
-    return _Entry(fingerprint(layout, part), name, tmp.stat().st_size, found[0] or "",
-                  found[1] or "")
+
+
+ROWS_PER_QUERY = 4_000_000
+
+
+def _groups(parts: list[Path]) -> Iterator[list[Path]]:
+    """``parts`` in groups of at most about :data:`ROWS_PER_QUERY` rows (one part may be
+    more)."""
+    group: list[Path] = []
+    rows = 0
+    for part in parts:
+        n = pq.read_metadata(part).num_rows
+        if group and rows + n > ROWS_PER_QUERY:
+            yield group
+            group, rows = [], 0
+        group.append(part)
+        rows += n
+    if group:
+        yield group
+
+
+def _write(layout: LogLayout, folder: Path, part: Path, labels: pa.Table, first_id: str,
+           last_id: str) -> _Entry:
+    """One part's label column, in a temporary file the builder names under the exclusive
+    lock, with the manifest."""
+    name = f"{part.parent.name}-{part.stem}-{uuid.uuid4().hex[:12]}.parquet"
+    tmp = folder / f".tmp-{name}"
+    try:
+        pq.write_table(labels, tmp, compression="zstd")
+        seal_private(tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return _Entry(fingerprint(layout, part), name, tmp.stat().st_size, first_id, last_id)
 
 
 def _changed(layout: LogLayout, part: list[Any]) -> bool:
