@@ -44,8 +44,8 @@ import pyarrow.parquet as pq
 from keepwell._files import make_private_dir, seal_private
 from keepwell.logbook.layout import LogLayout, sync_dir
 
-__all__ = ["LabelIndex", "build_index", "drop_index", "files", "fingerprint", "labels_sql",
-           "quote", "read_index"]
+__all__ = ["LabelIndex", "build_index", "drop_index", "files", "fingerprint",
+           "fresh_labels_sql", "labels_sql", "quote", "read_index"]
 
 _META_KEY = b"keepwell.label_index"
 _VERSION = 1
@@ -197,14 +197,13 @@ def drop_index(layout: LogLayout, model: str) -> bool:
     return True
 
 
-def labels_sql(index_source: str, fresh_source: str, subject_source: str | None) -> list[str]:
-    """The statements making the ``labels`` view over an index and the feedback it does not
-    hold, and the ``_fresh_labels`` view of that feedback alone, merged per request.
+def fresh_labels_sql(fresh_source: str, subject_source: str | None) -> str:
+    """The statement making the ``_fresh_labels`` view: raw feedback merged per request, in
+    the index's shape.
 
-    ``index_source`` yields index rows; ``fresh_source`` the raw feedback not in the index
-    (parts sealed since, unsealed segments); ``subject_source`` the raw feedback in which to
-    look for labels given by subject (None: there are none). Index rows no fresh label
-    touches pass as they are; the others are merged with the fresh labels for their request.
+    ``fresh_source`` yields raw feedback rows; ``subject_source`` the raw feedback in which
+    to look for labels given by subject, which go to that subject's latest prediction at or
+    before the label's time (None: there are none).
     """
     rows = _RAW.format(source=fresh_source)
     if subject_source is not None:
@@ -216,7 +215,14 @@ def labels_sql(index_source: str, fresh_source: str, subject_source: str | None)
     ASOF JOIN (SELECT request_id, model, subject, ts FROM predictions
                WHERE subject IS NOT NULL) p
     ON f.model = p.model AND f.subject = p.subject AND f.event_ts >= p.ts"""  # noqa: S608
-    fresh = f"CREATE TEMP VIEW _fresh_labels AS {_MERGE.format(rows=rows)}"
+    return f"CREATE TEMP VIEW _fresh_labels AS {_MERGE.format(rows=rows)}"
+
+
+def labels_sql(index_source: str, fresh_source: str, subject_source: str | None) -> list[str]:
+    """The statements making the ``labels`` view over an index and the feedback it does not
+    hold (``_fresh_labels``, see :func:`fresh_labels_sql`): index rows no fresh label touches
+    pass as they are; the others are merged with the fresh labels for their request.
+    ``index_source`` yields index rows."""
     labels = f"""
 CREATE TEMP VIEW labels AS
 WITH fresh AS MATERIALIZED (
@@ -233,4 +239,4 @@ SELECT request_id, label, label_ts, label_count FROM ({_MERGE.format(rows='''
     SELECT * FROM indexed i
     WHERE EXISTS (SELECT 1 FROM fresh f WHERE f.request_id = i.request_id)''')})
 """  # noqa: S608
-    return [fresh, labels]
+    return [fresh_labels_sql(fresh_source, subject_source), labels]

@@ -40,31 +40,15 @@ import pyarrow.compute as pc
 from keepwell.errors import ValidationError
 from keepwell.logbook.erasure import Tombstones
 from keepwell.logbook.label_columns import LabelColumn, read_columns
-from keepwell.logbook.labels import LabelIndex, labels_sql, read_index
+from keepwell.logbook.labels import LabelIndex, fresh_labels_sql, labels_sql, read_index
 from keepwell.logbook.layout import LogLayout, Snapshot
 from keepwell.logbook.segments import read_segment
 
 __all__ = ["LogReader", "Window"]
 
-_LABELS_SQL = """
-CREATE TEMP VIEW labels AS
-WITH direct AS (
-    SELECT request_id, label, received_ts, feedback_id FROM feedback
-    WHERE request_id IS NOT NULL
-), by_subject AS (
-    SELECT p.request_id, f.label, f.received_ts, f.feedback_id
-    FROM (SELECT * FROM feedback WHERE request_id IS NULL AND subject IS NOT NULL) f
-    ASOF JOIN (SELECT request_id, model, subject, ts FROM predictions
-               WHERE subject IS NOT NULL) p
-    ON f.model = p.model AND f.subject = p.subject AND f.event_ts >= p.ts
-)
-SELECT request_id,
-       arg_max(label, feedback_id) AS label,
-       max(received_ts) AS label_ts,
-       count(*) AS label_count
-FROM (SELECT * FROM direct UNION ALL SELECT * FROM by_subject)
-GROUP BY request_id
-"""
+# Without an index, every label is fresh: raw feedback grouped per request.
+_RAW_LABELS = ("CREATE TEMP VIEW labels AS "
+               "SELECT request_id, label, label_ts, label_count FROM _fresh_labels")
 
 
 @dataclass(frozen=True)
@@ -150,7 +134,8 @@ class LogReader:
             if found is not None:
                 indexes[name] = found
         if not indexes:
-            con.execute(_LABELS_SQL)
+            con.execute(fresh_labels_sql("feedback", "feedback"))
+            con.execute(_RAW_LABELS)
             return indexes, None
         covered = set().union(*(i.parts for i in indexes.values()))
         uncovered = [p for p in feedback.parquet if p not in covered]
