@@ -35,8 +35,8 @@ from fastapi import FastAPI
 import keepwell as kw
 from keepwell.access import PERMISSIONS
 from keepwell.config import Settings
+from keepwell.registry.outputs import _MODEL_CALLS
 from keepwell.serve import create_app
-from keepwell.serve.outputs import _MODEL_CALLS
 
 MODEL = "churn"
 RECORD = {"age": 31.5, "income": 25_000.0, "region": "north"}

@@ -1,4 +1,4 @@
-"""Model outputs (keepwell.serve.outputs): one model call where scikit-learn makes predict the
+"""Model outputs (keepwell.registry.outputs): one model call where scikit-learn makes predict the
 class of highest probability, and then exactly ``model.predict``'s answers.
 
 Every estimator on the list is checked against its own ``predict`` and ``predict_proba`` on
@@ -33,7 +33,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
 
 from keepwell.errors import NonFinitePredictionError
-from keepwell.serve.outputs import ARGMAX_CLASSIFIERS, ModelOutputs, model_outputs
+from keepwell.registry.outputs import ARGMAX_CLASSIFIERS, ModelOutputs, model_outputs
 
 ESTIMATORS = [
     LogisticRegression(max_iter=500),

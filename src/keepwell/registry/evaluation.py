@@ -8,23 +8,17 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from keepwell.registry.outputs import model_outputs as outputs_of
 from keepwell.registry.signature import Task
 
 __all__ = ["holdout_metrics", "model_outputs"]
 
 
 def model_outputs(model: Any, X: pd.DataFrame, task: Task) -> pd.DataFrame:
-    """What the model says on ``X``: ``prediction``, and ``score`` (binary) or one
-    ``proba_<class>`` column per class (multiclass) when it has ``predict_proba``."""
-    out = pd.DataFrame({"prediction": np.asarray(model.predict(X))}, index=X.index)
-    if task != "regression" and hasattr(model, "predict_proba"):
-        proba = np.asarray(model.predict_proba(X), dtype=float)
-        if task == "binary":
-            out["score"] = proba[:, 1]
-        else:
-            for i, cls in enumerate(model.classes_):
-                out[f"proba_{cls}"] = proba[:, i]
-    return out
+    """What the model says on ``X`` as a frame on ``X``'s index: ``prediction``, and
+    ``score`` (binary) or one ``proba_<class>`` column per class (multiclass) when it has
+    ``predict_proba`` (see :mod:`keepwell.registry.outputs`)."""
+    return pd.DataFrame(outputs_of(model, X, task).columns(), index=X.index)
 
 
 def holdout_metrics(model: Any, X: pd.DataFrame, y: pd.Series, task: Task, *,

@@ -34,12 +34,12 @@ from keepwell.errors import (
     PayloadError,
 )
 from keepwell.registry.names import CHAMPION, ModelRef
+from keepwell.registry.outputs import ModelOutputs, model_outputs
 from keepwell.registry.signature import Signature
 from keepwell.registry.traffic import TrafficPolicy
 from keepwell.serve.batching import MicroBatcher, Pending
 from keepwell.serve.changes import ChangeToken
 from keepwell.serve.metrics import Metrics
-from keepwell.serve.outputs import ModelOutputs, model_outputs
 from keepwell.serve.payload import model_inputs, validate_inputs
 from keepwell.workspace import Workspace
 

@@ -29,8 +29,8 @@ import pyarrow.parquet as pq
 
 from keepwell.errors import ValidationError
 from keepwell.logbook.ids import id_array, id_strings
+from keepwell.registry.outputs import ModelOutputs, model_outputs
 from keepwell.registry.signature import Signature
-from keepwell.serve.outputs import ModelOutputs, model_outputs
 from keepwell.workspace import Workspace
 
 __all__ = ["ScoreReport", "score_file"]
@@ -192,7 +192,7 @@ def score_file(ws: Workspace, ref: str, source: str | os.PathLike[str],
     output, each in chunk order (Arrow, Parquet and the file system release the GIL), so a
     model whose own work dominates runs at nearly its bare speed. The model is called once
     per chunk when its predictions follow from its probabilities
-    (:mod:`keepwell.serve.outputs`).
+    (:mod:`keepwell.registry.outputs`).
     """
     version = ws.registry.get_version(ref)
     model = ws.registry.load_model(version.ref)
