@@ -202,3 +202,54 @@ def test_retention_removes_the_label_columns_of_deleted_days(book: Logbook) -> N
     assert len(_parts(book)) == 1 and _beside(book) == 1
     assert len(list(book.layout.label_columns("m").glob("*.parquet"))) == 1
     assert [r["label"] for r in _same_as_hashed(book)].count(1) == 1
+
+
+def test_models_whose_names_differ_by_a_suffix_keep_their_label_files_apart(
+        book: Logbook) -> None:
+    ids = {name: _log(book, 4, model=name) for name in ("m", "m.parquet")}
+    for name in ids:
+        book.add_feedback(name, [1, 0], request_ids=ids[name][:2])
+    book.seal()
+    assert _beside(book, "m") == 1 and _beside(book, "m.parquet") == 1
+    book.erase("s0")
+    book.seal()
+    for name in ids:
+        assert book.predictions(name, with_labels=True)["label"].to_pylist() == [0, None, None]
+
+
+def test_a_label_logged_under_another_model_is_seen_as_by_the_join(book: Logbook) -> None:
+    m, n = _log(book, 4), _log(book, 4, model="n")
+    book.add_feedback("m", [1], request_ids=[m[0]])
+    book.add_feedback("n", [1, 5], request_ids=[n[0], m[1]])  # m's request, under n
+    book.seal()
+    rows = {r["request_id"]: r["label"] for r in _same_as_hashed(book)}
+    assert rows[m[1]] == 5
+
+
+def test_label_columns_made_before_the_label_type_changed_read_as_the_join(
+        book: Logbook) -> None:
+    first = _log(book, 4)
+    book.add_feedback("m", [1], request_ids=[first[0]])
+    book.seal()
+    second = _log(book, 4, start=T0 + timedelta(days=1))
+    book.add_feedback("m", ["text"], request_ids=[second[0]])
+    book.seal()
+    assert _beside(book) == 2
+    day = book.predictions("m", end=T0 + timedelta(days=1), with_labels=True)
+    joined = book.query(f"{HASHED} WHERE p.ts < ? ORDER BY p.ts",
+                        [T0 + timedelta(days=1)])
+    assert day["label"].to_pylist() == joined["label"].to_pylist() == ["1", None, None, None]
+    view = book.query("SELECT * FROM predictions_with_labels LIMIT 0")
+    assert view.column_names == joined.column_names  # the join's columns, in its order
+
+
+def test_files_a_crashed_builder_left_are_removed_by_the_next(book: Logbook) -> None:
+    ids = _log(book, 4)
+    book.add_feedback("m", [1], request_ids=[ids[0]])
+    book.seal()
+    folder = book.layout.label_columns("m")
+    for name in ("2024-03-01-part-gone-0123456789ab.parquet", ".columns.json.tmp-1"):
+        (folder / name).write_bytes(b"left behind")
+    assert build_columns(book.layout, "m") == 0 and _beside(book) == 1
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [*_manifest(book).values(), "columns.json"])

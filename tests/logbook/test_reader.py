@@ -140,6 +140,13 @@ def test_filters_by_version_and_arm(book: Logbook, sealed: bool) -> None:
     assert book.predictions("m", version=3).num_rows == 0
 
 
+def test_a_column_asked_for_twice_comes_twice_in_time_order(book: Logbook) -> None:
+    _log(book, [1, 0])
+    twice = book.predictions("m", columns=["ts", "request_id", "ts"])
+    assert twice.column_names == ["ts", "request_id", "ts"]
+    assert [int((t - T0) / MIN) for t in twice.column(2).to_pylist()] == [0, 1]
+
+
 def test_columns_selects_columns(book: Logbook) -> None:
     _log(book, [0, 1])
     table = book.predictions("m", columns=["ts", "x"])

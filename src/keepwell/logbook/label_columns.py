@@ -10,7 +10,7 @@ label). The ``predictions_with_labels`` view (:mod:`keepwell.logbook.reader`) th
 part and its label column side by side (DuckDB's ``POSITIONAL JOIN``): no key is hashed.
 
 Label columns are made from the label index (:mod:`keepwell.logbook.labels`) and, like it, are a
-cache, never the record. ``labels/<model>/columns.json`` lists them: for each part its
+cache, never the record. ``label_columns/<model>/columns.json`` lists them: for each part its
 fingerprint (path, size, modification time, inode), its label column's file and size, and the
 smallest and greatest request id in the part; and, for the whole list, the fingerprints of
 the sealed feedback parts the label index was made from. A reader uses a label column only
@@ -124,20 +124,20 @@ def read_columns(layout: LogLayout, model: str, index: LabelIndex, parts: list[P
 def build_columns(layout: LogLayout, model: str) -> int:
     """Bring the model's label columns up to date with its label index; how many were made.
 
-    A no-op without a valid index. One builder per model at a time (a lock file in the model's
-    label folder). Label columns are computed under the shared lock into temporary files;
-    under the exclusive lock, only if the index and the parts are still those they were made
-    from, they take their names and the manifest naming them replaces the old one (else the
-    work is dropped: a later seal does it again).
+    A no-op without a valid index. One builder per model at a time (a lock file beside the
+    model's folder, which erasure may delete). Label columns are computed under the shared
+    lock into temporary files; under the exclusive lock, only if the index and the parts are
+    still those they were made from, they take their names and the manifest naming them
+    replaces the old one (else the work is dropped: a later seal does it again).
     """
     if not layout.label_index(model).exists():
         return 0  # no index yet: nothing to make label columns from
     folder = layout.label_columns(model)
-    make_private_dir(folder)
     made: list[_Entry] = []
     with _build_lock(folder):
+        make_private_dir(folder)
         for path in folder.glob(".tmp-*"):
-            path.unlink()  # left by a builder that crashed
+            path.unlink(missing_ok=True)  # left by a builder that crashed
         try:
             with layout.lock(exclusive=False):
                 index = read_index(layout, model, layout.snapshot("feedback", model).parquet)
@@ -155,8 +155,10 @@ def build_columns(layout: LogLayout, model: str) -> int:
                 entries.update((e.part[0], e) for e in made)
             live = {p.relative_to(layout.root).as_posix() for p in parts}
             listed = [e for key, e in sorted(entries.items()) if key in live]
-            if current and not made and len(listed) == len(entries):
-                return 0  # up to date
+            keep = {e.file for e in listed} | {MANIFEST}
+            if current and not made and len(listed) == len(entries) and all(
+                    p.name in keep for p in folder.iterdir()):
+                return 0  # up to date, and nothing left behind by a crash
             return len(made) if _publish(layout, model, index, made, listed) else 0
         finally:
             for entry in made:  # unless published: the index or a part changed meanwhile
@@ -182,14 +184,15 @@ def _publish(layout: LogLayout, model: str, index: LabelIndex, made: list[_Entry
         write_atomic(folder / MANIFEST, lambda tmp: _write_text(tmp, text))
         keep = {e.file for e in listed} | {MANIFEST}
         for path in folder.iterdir():
-            if path.name not in keep and not path.name.startswith("."):
-                path.unlink()  # replaced, or of a part that is gone
+            if path.name not in keep:  # replaced, of a part that is gone, or left by a crash
+                path.unlink(missing_ok=True)
     return True
 
 
 @contextlib.contextmanager
 def _build_lock(folder: Path) -> Iterator[None]:
-    fd = os.open(folder / ".build", os.O_CREAT | os.O_RDWR, 0o600)
+    make_private_dir(folder.parent)
+    fd = os.open(folder.parent / f".{folder.name}.build", os.O_CREAT | os.O_RDWR, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

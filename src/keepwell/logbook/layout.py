@@ -6,7 +6,7 @@
     <root>/segments/<kind>/<model>/<segment>.sealed    marker: this segment's Parquet is complete
     <root>/sealed/<kind>/<model>/<YYYY-MM-DD>/part-<segment>.parquet
     <root>/labels/<model>.parquet                      sealed feedback, one label per request
-    <root>/labels/<model>/columns.json, *.parquet      each sealed prediction part's labels
+    <root>/label_columns/<model>/columns.json, *.parquet   each sealed prediction part's labels
     <root>/erasures/<sha256 of subject>.json           what an erasure removed, and when
     <root>/.lock                                       readers share it; sealing commits hold it
 
@@ -64,7 +64,7 @@ class LogLayout:
     def label_columns(self, model: str) -> Path:
         """The folder of the model's label columns (see
         :mod:`keepwell.logbook.label_columns`)."""
-        return self.root / "labels" / model
+        return self.root / "label_columns" / model
 
     @property
     def erasures(self) -> Path:

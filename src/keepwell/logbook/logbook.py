@@ -357,7 +357,7 @@ class Logbook(LogReader):
 
     def _count_unmatched(self, model: str, batch: pa.RecordBatch) -> int:
         fresh = pa.Table.from_batches([batch])
-        with self.connect(model) as con:
+        with self.connect(model, labelled=False) as con:
             con.register("_fresh", fresh)
             row = con.execute("""
                 SELECT count(*) FROM _fresh f WHERE
@@ -420,7 +420,7 @@ class Logbook(LogReader):
 
     def stats(self) -> dict[str, Any]:
         """Row counts per kind and model, sealed and unsealed."""
-        with self.connect() as con:
+        with self.connect(labelled=False) as con:
             rows = con.execute("""
                 SELECT 'predictions' AS kind, model, count(*) AS rows, min(ts) AS first,
                        max(ts) AS last FROM predictions GROUP BY model

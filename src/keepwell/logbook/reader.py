@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import numpy as np
@@ -49,6 +49,10 @@ __all__ = ["LogReader", "Window"]
 # Without an index, every label is fresh: raw feedback grouped per request.
 _RAW_LABELS = ("CREATE TEMP VIEW labels AS "
                "SELECT request_id, label, label_ts, label_count FROM _fresh_labels")
+
+
+# What is known of the labels received since the label index was made.
+_Fresh = Literal["none", "by_id", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -74,8 +78,11 @@ class LogReader:
 
     @contextlib.contextmanager
     def connect(self, model: str | None = None, start: datetime | None = None,
-                end: datetime | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A DuckDB connection with the ``predictions``, ``feedback`` and ``labels`` views.
+                end: datetime | None = None, *, labelled: bool = True
+                ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A DuckDB connection with the ``predictions``, ``feedback`` and ``labels`` views, and
+        ``predictions_with_labels`` unless ``labelled`` is False (it costs a look at the
+        labels received since the last seal).
 
         ``model``, ``start`` and ``end`` prune which day partitions of predictions are read;
         feedback is read whole (labels may arrive any day).
@@ -90,8 +97,9 @@ class LogReader:
                 unsealed = self._view(con, "predictions", predictions, tombstones)
                 feedback = self.layout.snapshot("feedback", model)
                 segments = self._view(con, "feedback", feedback, tombstones)
-                indexes, fresh_ids = self._labels_view(con, model, feedback, segments)
-                self._labelled_view(con, predictions, unsealed, indexes, fresh_ids)
+                indexes, fresh = self._labels_view(con, model, feedback, segments)
+                if labelled:
+                    self._labelled_view(con, predictions, unsealed, indexes, fresh)
                 yield con
         finally:
             con.close()
@@ -118,14 +126,14 @@ class LogReader:
 
     def _labels_view(self, con: duckdb.DuckDBPyConnection, model: str | None,
                      feedback: Snapshot, segments: list[str]
-                     ) -> tuple[dict[str, LabelIndex], np.ndarray | None]:
+                     ) -> tuple[dict[str, LabelIndex], _Fresh]:
         """The ``labels`` view: from the label indexes of the sealed feedback where they are
         valid, merged with the feedback they do not hold (see :mod:`keepwell.logbook.labels`);
         from the raw feedback alone where there is no index.
 
-        Returns the valid indexes by model, and the request ids (text, sorted) that the
-        feedback they do not hold labels (in the ``_fresh_labels`` view); None when labels
-        given by subject make that unknown without a join.
+        Returns the valid indexes by model, and what is known of the feedback they do not
+        hold (the ``_fresh_feedback`` view): that there is none, that it names its requests,
+        or that labels given by subject make its requests unknown without a join.
         """
         indexes = {}
         for name in [model] if model is not None else self.layout.models("feedback"):
@@ -136,7 +144,7 @@ class LogReader:
         if not indexes:
             con.execute(fresh_labels_sql("feedback", "feedback"))
             con.execute(_RAW_LABELS)
-            return indexes, None
+            return indexes, "unknown"
         covered = set().union(*(i.parts for i in indexes.values()))
         uncovered = [p for p in feedback.parquet if p not in covered]
         fresh = ([_read_parquet(uncovered)] if uncovered else []) + [
@@ -146,54 +154,77 @@ class LogReader:
             # Every label is in the indexes (the usual case once sealed): they are the view.
             con.execute("CREATE TEMP VIEW labels AS SELECT request_id, label, label_ts, "  # noqa: S608
                         f"label_count FROM ({index})")
-            return indexes, np.array([], dtype=object)
+            return indexes, "none"
         # With nothing fresh, still a source of the feedback's columns and types.
         source = " UNION ALL BY NAME ".join(fresh) or "SELECT * FROM feedback WHERE false"
         con.execute(f"CREATE TEMP VIEW _fresh_feedback AS {source}")
         con.execute(f"CREATE TEMP VIEW _label_index AS {index}")
-        ids: np.ndarray | None = None
+        known: _Fresh = "unknown"
         if any(i.subject_rows for i in indexes.values()):
             subjects: str | None = "feedback"
         elif _count(con, "SELECT count(*) FROM _fresh_feedback "
                          "WHERE request_id IS NULL AND subject IS NOT NULL"):
             subjects = "_fresh_feedback"
         else:
-            subjects = None  # the fresh labels name their requests: which ones is known
-            ids = np.array([r[0] for r in con.execute(
-                "SELECT DISTINCT request_id::VARCHAR FROM _fresh_feedback "
-                "WHERE request_id IS NOT NULL ORDER BY 1").fetchall()], dtype=object)
+            subjects, known = None, "by_id"  # the fresh labels name their requests
         for statement in labels_sql("_label_index", "_fresh_feedback", subjects):
             con.execute(statement)
-        return indexes, ids
+        return indexes, known
 
     def _labelled_view(self, con: duckdb.DuckDBPyConnection, predictions: Snapshot,
-                       unsealed: list[str], indexes: dict[str, LabelIndex],
-                       fresh_ids: np.ndarray | None) -> None:
+                       unsealed: list[str], indexes: dict[str, LabelIndex], fresh: _Fresh
+                       ) -> None:
         """The ``predictions_with_labels`` view: every prediction with its ``label``,
-        ``label_ts`` and ``label_count`` (null without a label). A sealed part is put beside
-        its label column (see :mod:`keepwell.logbook.label_columns`) when it has a valid one
-        and its request-id range takes in none of ``fresh_ids``, the requests labelled since
-        (None: unknown, maybe any); the other parts and the unsealed segments are joined to
-        ``labels`` by request id."""
+        ``label_ts`` and ``label_count`` (null without a label), in the columns and types of
+        ``predictions LEFT JOIN labels``.
+
+        A sealed part is put beside its label column (see
+        :mod:`keepwell.logbook.label_columns`) when it has a valid one and its request-id
+        range takes in no request labelled since the index was made. That needs one model's
+        labels only (a label logged under another model may name the request) and fresh
+        labels that name their requests. The other parts and the unsealed segments are joined
+        to ``labels`` by request id.
+        """
         columns: dict[Path, LabelColumn] = {}
-        for name, index in indexes.items():
+        fresh_ids = self._fresh_ids(con, fresh)
+        if len(indexes) == 1 and fresh_ids is not None:
+            ((name, index),) = indexes.items()
             parts = [p for p in predictions.parquet if p.parent.parent.name == name]
-            columns.update(read_columns(self.layout, name, index, parts))
-        beside = [p for p in predictions.parquet if p in columns
-                  and fresh_ids is not None and not columns[p].may_hold(fresh_ids)]
-        others = [p for p in predictions.parquet if p not in beside]
+            columns = {part: column for part, column in
+                       read_columns(self.layout, name, index, parts).items()
+                       if not column.may_hold(fresh_ids)}
+        beside = [p for p in predictions.parquet if p in columns]
+        others = [p for p in predictions.parquet if p not in columns]
         rest = ([_read_parquet(others)] if others else []) + [
             f"SELECT * FROM {name}" for name in unsealed]  # noqa: S608
         pieces = []
         if beside:
-            pieces.append(f"SELECT * EXCLUDE (feedback_id) FROM {_parquet(beside)} "  # noqa: S608
-                          f"POSITIONAL JOIN {_parquet([columns[p].path for p in beside])}")
+            # Cast to the labels view's type: older label columns may hold an older one.
+            label_type = _column_type(con, "labels", "label")
+            pieces.append(
+                f"SELECT * EXCLUDE (feedback_id, label), label::{label_type} AS label "  # noqa: S608
+                f"FROM {_parquet(beside)} POSITIONAL JOIN "
+                f"{_parquet([columns[p].path for p in beside])}")
         if rest or not beside:
             source = " UNION ALL BY NAME ".join(rest) or _EMPTY["predictions"]
             pieces.append(f"SELECT p.*, l.label, l.label_ts, l.label_count FROM ({source}) p "  # noqa: S608
                           "LEFT JOIN labels l USING (request_id)")
-        con.execute("CREATE TEMP VIEW predictions_with_labels AS "
-                    + " UNION ALL BY NAME ".join(pieces))
+        order = ", ".join(_quoted(c) for c in _column_names(con, "predictions"))
+        con.execute(f"CREATE TEMP VIEW predictions_with_labels AS SELECT {order}, "  # noqa: S608
+                    "label, label_ts, label_count FROM ("
+                    + " UNION ALL BY NAME ".join(pieces) + ")")
+
+    @staticmethod
+    def _fresh_ids(con: duckdb.DuckDBPyConnection, fresh: _Fresh) -> np.ndarray | None:
+        """The request ids (text, sorted) labelled by the feedback no index holds; None when
+        unknown."""
+        if fresh == "none":
+            return np.array([], dtype=object)
+        if fresh == "unknown":
+            return None
+        return np.array([r[0] for r in con.execute(
+            "SELECT DISTINCT request_id::VARCHAR FROM _fresh_feedback "
+            "WHERE request_id IS NOT NULL ORDER BY 1").fetchall()], dtype=object)
 
     # -- common questions -----------------------------------------------------------------
 
@@ -219,16 +250,17 @@ class LogReader:
                      f"FROM {source} WHERE {where} "
                      f"ORDER BY p.ts DESC, p.request_id DESC LIMIT {int(last)}")
             sql = f"SELECT * EXCLUDE (_ts, _rid) FROM ({inner}) ORDER BY _ts, _rid"  # noqa: S608
-        elif not columns or {"ts", "request_id"} <= set(columns):
+        elif not columns or ({"ts", "request_id"} <= set(columns)
+                             and len(set(columns)) == len(columns)):
             # Scans return rows in file order, which is nearly always time order already:
             # checking that is much cheaper than having DuckDB sort every column.
             sql = f"SELECT {selected} FROM {source} WHERE {where}"  # noqa: S608
-            with self.connect(model, start, end) as con:
+            with self.connect(model, start, end, labelled=with_labels) as con:
                 return _in_time_order(_arrow(con, sql, params))
         else:
             sql = (f"SELECT {selected} FROM {source} WHERE {where} "  # noqa: S608
                    "ORDER BY p.ts, p.request_id")
-        with self.connect(model, start, end) as con:
+        with self.connect(model, start, end, labelled=with_labels) as con:
             return _arrow(con, sql, params)
 
     def feedback(self, model: str | None = None) -> pa.Table:
@@ -238,7 +270,7 @@ class LogReader:
         if model is not None:
             sql += " WHERE model = ?"
             params.append(model)
-        with self.connect(model) as con:
+        with self.connect(model, labelled=False) as con:
             return _arrow(con, sql + " ORDER BY received_ts, feedback_id", params)
 
     def unmatched_feedback(self, model: str | None = None) -> pa.Table:
@@ -254,12 +286,13 @@ class LogReader:
         if model is not None:
             sql += " AND f.model = ?"
             params.append(model)
-        with self.connect(model) as con:
+        with self.connect(model, labelled=False) as con:
             return _arrow(con, sql + " ORDER BY f.received_ts", params)
 
     def query(self, sql: str, params: Sequence[Any] = (), *, model: str | None = None) -> pa.Table:
-        """Any SQL over the ``predictions``, ``feedback`` and ``labels`` views."""
-        with self.connect(model) as con:
+        """Any SQL over the ``predictions``, ``feedback``, ``labels`` and
+        ``predictions_with_labels`` views."""
+        with self.connect(model, labelled="predictions_with_labels" in sql.lower()) as con:
             return _arrow(con, sql, list(params))
 
     def windows(self, model: str, *, every: timedelta | None = None, size: int | None = None,
@@ -331,13 +364,26 @@ def _in_time_order(table: pa.Table) -> pa.Table:
         ties = np.flatnonzero(step == 0)
         if not len(ties):
             return table
-        ids = table["request_id"].take(pa.array(np.concatenate([ties, ties + 1])))
-        ids = ids.cast(pa.string()).to_pylist()
-        if all(a < b for a, b in zip(ids[:len(ties)], ids[len(ties):], strict=True)):
+        ids = table["request_id"].combine_chunks().cast(pa.string())
+        earlier, later = ids.take(pa.array(ties)), ids.take(pa.array(ties + 1))
+        if pc.all(pc.less(earlier, later)).as_py():
             return table
     order = pc.sort_indices(table, sort_keys=[("ts", "ascending"),
                                               ("request_id", "ascending")])
     return table.take(order)
+
+
+def _column_names(con: duckdb.DuckDBPyConnection, view: str) -> list[str]:
+    return [row[0] for row in con.execute(f"DESCRIBE {view}").fetchall()]
+
+
+def _column_type(con: duckdb.DuckDBPyConnection, view: str, column: str) -> str:
+    return next(str(row[1]) for row in con.execute(f"DESCRIBE {view}").fetchall()
+                if row[0] == column)
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
