@@ -32,6 +32,7 @@ them. Erasure and retention drop the label columns with the index, before any pa
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -66,23 +67,21 @@ class _Entry:
     first_id: str  # the part's smallest and greatest request id, as text
     last_id: str
 
-    def as_json(self) -> dict[str, Any]:
-        return {"part": self.part, "file": self.file, "size": self.size,
-                "first_id": self.first_id, "last_id": self.last_id}
-
-
-@dataclass(frozen=True)
-class LabelColumn:
-    """A valid label column: its file, and the request-id range of its part."""
-
-    path: Path
-    first_id: str
-    last_id: str
-
     def may_hold(self, ids: np.ndarray) -> bool:
         """Whether one of ``ids`` (request ids as text, sorted) is in the part's range."""
         first = np.searchsorted(ids, self.first_id, side="left")
         return bool(np.searchsorted(ids, self.last_id, side="right") > first)
+
+
+@dataclass(frozen=True)
+class LabelColumn:
+    """A valid label column: its file, and its manifest entry."""
+
+    path: Path
+    entry: _Entry
+
+    def may_hold(self, ids: np.ndarray) -> bool:
+        return self.entry.may_hold(ids)
 
 
 def _read_manifest(layout: LogLayout, model: str) -> dict[str, Any] | None:
@@ -102,22 +101,15 @@ def read_columns(layout: LogLayout, model: str, index: LabelIndex, parts: list[P
     """The label column of each of ``parts`` (sealed prediction parts of ``model``) that has a
     valid one; call under the lock, with the model's current valid ``index``."""
     manifest = _read_manifest(layout, model)
-    if manifest is None or sorted(map(tuple, manifest["index"])) != sorted(index.fingerprints):
+    if manifest is None or set(map(tuple, manifest["index"])) != index.fingerprints:
         return {}
     folder = layout.label_columns(model)
     entries = _entries(manifest)
     found: dict[Path, LabelColumn] = {}
     for part in parts:
         entry = entries.get(part.relative_to(layout.root).as_posix())
-        if entry is None:
-            continue
-        column = folder / entry.file
-        try:
-            if fingerprint(layout, part) != entry.part or column.stat().st_size != entry.size:
-                continue
-        except FileNotFoundError:
-            continue
-        found[part] = LabelColumn(column, entry.first_id, entry.last_id)
+        if entry is not None and _valid(layout, folder, part, entry):
+            found[part] = LabelColumn(folder / entry.file, entry)
     return found
 
 
@@ -148,7 +140,7 @@ def build_columns(layout: LogLayout, model: str) -> int:
                 stale = []
                 for part in parts:
                     kept = entries.get(part.relative_to(layout.root).as_posix())
-                    if (kept is None or _may_hold(kept, new_ids)
+                    if (kept is None or new_ids is None or kept.may_hold(new_ids)
                             or not _valid(layout, folder, part, kept)):
                         stale.append(part)
                 _make(layout, folder, stale, index, made)
@@ -171,7 +163,7 @@ def _publish(layout: LogLayout, model: str, index: LabelIndex, made: list[_Entry
     if the index and the parts are still those they were made from; whether it was done."""
     folder = layout.label_columns(model)
     manifest = {"version": _VERSION, "index": sorted(map(list, index.fingerprints)),
-                "entries": [e.as_json() for e in listed]}
+                "entries": [dataclasses.asdict(e) for e in listed]}
     with layout.lock(exclusive=True):
         now = read_index(layout, model, layout.snapshot("feedback", model).parquet)
         if (now is None or now.fingerprints != index.fingerprints
@@ -232,11 +224,6 @@ def _kept_entries(layout: LogLayout, model: str, index: LabelIndex
     finally:
         con.close()
     return _entries(manifest), np.array([r[0] for r in rows], dtype=object), False
-
-
-def _may_hold(entry: _Entry, ids: np.ndarray | None) -> bool:
-    """Whether one of ``ids`` (sorted) falls in the part's request-id range; None: any."""
-    return ids is None or LabelColumn(Path(), entry.first_id, entry.last_id).may_hold(ids)
 
 
 def _make(layout: LogLayout, folder: Path, parts: list[Path], index: LabelIndex,
