@@ -237,25 +237,8 @@ class Logbook(LogReader):
                 return slot.result()
         with self._turn:  # this caller writes everything handed in so far
             group, self._pending = self._pending, []
-        written: list[Written] = []
         try:
-            try:
-                ids = self._write_records([r for s in group for r in s.records], written)
-            except Exception as exc:  # noqa: BLE001  (every record of the group failed with it)
-                for waiting in group:
-                    waiting.error = exc
-            else:
-                offset = 0
-                for waiting in group:
-                    waiting.ids = ids[offset:offset + len(waiting.records)]
-                    offset += len(waiting.records)
-            finally:
-                # The next caller writes while this batch syncs: hand it the turn.
-                with self._turn:
-                    following = self._pending[0] if self._pending else None
-                    self._writing = following is not None
-                if following is not None:
-                    following.wake()
+            written = self._write_group(group)
             try:
                 if slot.error is None:
                     for part in written:
@@ -275,6 +258,28 @@ class Logbook(LogReader):
                 waiting.done = True
                 waiting.wake()
         return slot.result()
+
+    def _write_group(self, group: list[_Slot]) -> list[Written]:
+        """Write the group's records (their ids, or the error, go to each slot), then hand the
+        turn to the next caller, who writes while this batch syncs; what to commit."""
+        written: list[Written] = []
+        try:
+            ids = self._write_records([r for s in group for r in s.records], written)
+        except Exception as exc:  # noqa: BLE001  (every record of the group failed with it)
+            for waiting in group:
+                waiting.error = exc
+        else:
+            offset = 0
+            for waiting in group:
+                waiting.ids = ids[offset:offset + len(waiting.records)]
+                offset += len(waiting.records)
+        finally:
+            with self._turn:
+                following = self._pending[0] if self._pending else None
+                self._writing = following is not None
+            if following is not None:
+                following.wake()
+        return written
 
     def _write_records(self, items: list[Prediction], written: list[Written]) -> list[str]:
         """Write one batch per model version and arm among ``items`` (each write is added to
