@@ -15,8 +15,7 @@ import pytest
 
 import keepwell.logbook.label_columns as label_columns
 from keepwell.logbook import Logbook
-from keepwell.logbook.label_columns import build_columns, read_columns
-from keepwell.logbook.labels import read_index
+from keepwell.logbook.label_columns import build_columns
 
 T0 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -33,26 +32,24 @@ def _log(book: Logbook, n: int, *, model: str = "m", start: datetime = T0,
                              subjects=[f"s{i % 4}" for i in range(n)])
 
 
-def _rows(book: Logbook, source: str) -> list[dict[str, Any]]:
+def _rows(book: Logbook, source: str, model: str | None = None) -> list[dict[str, Any]]:
     """Every row of ``source``, columns by name, in request-id order."""
-    table = book.query(f"SELECT * FROM ({source}) ORDER BY request_id")
+    table = book.query(f"SELECT * FROM ({source}) ORDER BY request_id", model=model)
     return [dict(sorted(r.items())) for r in table.to_pylist()]
 
 
-def _same_as_hashed(book: Logbook) -> list[dict[str, Any]]:
-    rows = _rows(book, "SELECT * FROM predictions_with_labels")
-    assert rows == _rows(book, HASHED)
+def _same_as_hashed(book: Logbook, model: str | None = None) -> list[dict[str, Any]]:
+    rows = _rows(book, "SELECT * FROM predictions_with_labels", model)
+    assert rows == _rows(book, HASHED, model)
     return rows
 
 
-def _beside(book: Logbook, model: str = "m") -> int:
-    """How many sealed prediction parts a reader would put beside a label column."""
-    with book.layout.lock(exclusive=False):
-        index = read_index(book.layout, model, book.layout.snapshot("feedback", model).parquet)
-        if index is None:
-            return 0
-        parts = book.layout.snapshot("predictions", model).parquet
-        return len(read_columns(book.layout, model, index, parts))
+def _beside(book: Logbook, model: str | None = "m") -> int:
+    """How many label columns the ``predictions_with_labels`` view of a query about
+    ``model`` (None: every model) reads: the product's choice, from the view's own SQL."""
+    sql = book.query("SELECT sql FROM duckdb_views() "
+                     "WHERE view_name = 'predictions_with_labels'", model=model)
+    return int(sql["sql"][0].as_py().count(str(book.layout.root / "label_columns")))
 
 
 def _manifest(book: Logbook, model: str = "m") -> dict[str, str]:
@@ -79,37 +76,51 @@ def test_the_view_is_the_join_across_parts_days_schemas_and_models(
     book.add_feedback("m", [1] * 10 + [0] * 5 + [4], request_ids=first[:10] + second[:5]
                       + third[-1:])
     book.add_feedback("m", [7, 8], request_ids=[first[0], UNKNOWN])  # a relabel, an unknown id
-    book.add_feedback("m", [3], subjects=["s2"], event_ts=[T0 + 7 * MIN])
     book.add_feedback("n", ["a", "b"], request_ids=other[:2])
     book.seal()
     assert len(_parts(book)) == 3 and _beside(book) == 3 and _beside(book, "n") == 1
+    assert _beside(book, None) == 0  # two models' labels: joined by id
+    by_model = {r["request_id"]: r for r in _same_as_hashed(book, "m")}
+    assert (by_model[first[0]]["label"], by_model[second[4]]["label"]) == (7, 0)
     rows = {r["request_id"]: r for r in _same_as_hashed(book)}
     # Both models in one view: model n's text labels make every label text.
     assert len(rows) == 61 and rows[third[-1]]["label"] == "4"
     assert (rows[first[0]]["label"], rows[first[0]]["label_count"]) == ("7", 2)
-    assert rows[first[6]]["label"] == "3"  # s2's latest prediction at minute 7 is number 6
     assert rows[first[20]]["label"] is None and rows[second[0]]["y"] == 0.0
     assert rows[other[1]]["label"] == "b"
     assert (rows[second[4]]["x"], rows[second[4]]["label"]) == (4.0, "0")
 
 
-def test_labels_received_since_are_merged_over_the_label_columns(book: Logbook) -> None:
+def test_parts_labelled_since_the_seal_are_joined_by_id_the_others_read_beside(
+        book: Logbook) -> None:
     ids = _log(book, 20)
-    book.add_feedback("m", [1] * 10, request_ids=ids[:10])
+    later = _log(book, 4, start=T0 + timedelta(days=1))
+    book.add_feedback("m", [1] * 10 + [1], request_ids=ids[:10] + later[:1])
     book.seal()
-    assert _beside(book) == 1
+    assert _beside(book) == 2
     book.add_feedback("m", [0, 0], request_ids=[ids[3], ids[15]])  # unsealed: fresh
-    assert _beside(book) == 1  # still valid, but this part holds a fresh request
-    rows = {r["request_id"]: r for r in _same_as_hashed(book)}
+    assert _beside(book) == 1  # the first day's part holds a fresh request
+    rows = {r["request_id"]: r for r in _same_as_hashed(book, "m")}
     assert (rows[ids[3]]["label"], rows[ids[3]]["label_count"]) == (0, 2)
-    assert rows[ids[15]]["label"] == 0
-    book.add_feedback("m", [5], subjects=["s1"], event_ts=[T0 + 30 * MIN])  # by subject
-    rows = {r["request_id"]: r for r in _same_as_hashed(book)}
-    assert rows[ids[17]]["label"] == 5
+    assert rows[ids[15]]["label"] == 0 and rows[later[0]]["label"] == 1
     book.add_feedback("m", ["text"], request_ids=[ids[4]])  # another label type
-    assert _same_as_hashed(book)
+    assert _beside(book) == 1 and _same_as_hashed(book, "m")
     table = book.predictions("m", with_labels=True)
     assert table.column("label").to_pylist()[3:5] == ["0", "text"]
+    assert table.column("label").to_pylist()[20] == "1"  # read beside, cast to text
+
+
+def test_with_labels_by_subject_every_part_is_joined_by_id(book: Logbook) -> None:
+    ids = _log(book, 8)
+    book.add_feedback("m", [1], request_ids=[ids[0]])
+    book.seal()
+    assert _beside(book) == 1
+    book.add_feedback("m", [5], subjects=["s1"], event_ts=[T0 + 6 * MIN])
+    assert _beside(book) == 0  # which request a subject's label names needs the join
+    rows = {r["request_id"]: r for r in _same_as_hashed(book, "m")}
+    assert rows[ids[5]]["label"] == 5 and rows[ids[0]]["label"] == 1
+    book.seal()
+    assert _beside(book) == 0 and _same_as_hashed(book, "m")
 
 
 def test_only_parts_with_newly_labelled_requests_are_made_again(book: Logbook) -> None:
