@@ -57,8 +57,8 @@ def id_block(n: int) -> np.ndarray:
     """``n`` increasing UUIDv7s as an ``(n, 16)`` array of bytes."""
     ms, rand_a, start = _reserve(n)
     words = np.empty((n, 2), dtype=">u8")
-    words[:, 0] = (ms << 16) | (0x7 << 12) | rand_a
-    words[:, 1] = np.uint64(0b10 << 62) | (np.uint64(start) + np.arange(n, dtype=np.uint64))
+    words[:, 0] = _high_word(ms, rand_a)
+    words[:, 1] = np.uint64(_VARIANT) | (np.uint64(start) + np.arange(n, dtype=np.uint64))
     return words.view(np.uint8).reshape(n, 16)
 
 
@@ -78,7 +78,7 @@ def new_id() -> str:
     >>> a < b and uuid.UUID(a).version == 7
     True
     """
-    return id_text(id_block(1)[0].tobytes())
+    return id_text(id_bytes(1)[0])
 
 
 def id_text(raw: bytes) -> str:
@@ -101,9 +101,19 @@ def id_bytes(n: int) -> list[bytes]:
     >>> a < b and uuid.UUID(bytes=a).version == 7
     True
     """
+    if n == 0:
+        return []
     ms, rand_a, start = _reserve(n)
-    high = ((ms << 16) | (0x7 << 12) | rand_a).to_bytes(8, "big")
-    return [high + ((0b10 << 62) | (start + i)).to_bytes(8, "big") for i in range(n)]
+    high = _high_word(ms, rand_a).to_bytes(8, "big")
+    return [high + (_VARIANT | (start + i)).to_bytes(8, "big") for i in range(n)]
+
+
+_VARIANT = 0b10 << 62  # the low word's top bits; the rest is the counter
+
+
+def _high_word(ms: int, rand_a: int) -> int:
+    """A UUIDv7's first 8 bytes: the milliseconds, the version (7), 12 random bits."""
+    return (ms << 16) | (0x7 << 12) | rand_a
 
 
 def timestamp_ms(request_id: str) -> int:

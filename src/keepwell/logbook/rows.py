@@ -134,7 +134,7 @@ class RowLayout:
             values = (record.prediction, *record.scores.values(), *record.features.values())
             if not self._takes(values):
                 return None
-            raw = next(fresh) if record.request_id is None else _id_bytes(record.request_id)
+            raw = next(fresh) if record.request_id is None else _parse_id(record.request_id)
             if record.ts is None:
                 if now is None:
                     now = (datetime.now(UTC) - _EPOCH) // _MICROSECOND
@@ -154,7 +154,7 @@ class RowLayout:
         return batch, [id_text(raw) for raw in ids]
 
 
-def _id_bytes(value: Any) -> bytes | None:
+def _parse_id(value: Any) -> bytes | None:
     """A request id's 16 bytes; None when it is no UUID (the general way names the error)."""
     try:
         return uuid.UUID(str(value)).bytes
