@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -62,19 +63,30 @@ def test_a_long_job_spans_segments_and_publishes_them_all_at_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A reader that asks while the segments are being renamed waits, then sees them all."""
     book = Logbook(tmp_path / "log", max_segment_bytes=2_000)
+    other = Logbook(book.root)  # another reader, made beforehand
     seen: list[int] = []
     readers: list[threading.Thread] = []
-    rename = os.rename
+    asking = threading.Event()  # the reader is about to take the shared lock
+    rename, lock = os.rename, other.layout.lock
+
+    def announced_lock(exclusive: bool) -> Any:
+        if not exclusive:
+            asking.set()
+        return lock(exclusive)
+
+    monkeypatch.setattr(other.layout, "lock", announced_lock)
 
     def rename_with_a_reader(source: Path, target: Path) -> None:
         rename(source, target)
         if str(source).endswith(".staged") and not readers:  # after the first publishing one
             reader = threading.Thread(
-                target=lambda: seen.append(Logbook(book.root).predictions(MODEL).num_rows))
+                target=lambda: seen.append(other.predictions(MODEL).num_rows))
             readers.append(reader)
             reader.start()
+            assert asking.wait(30)
             reader.join(timeout=0.3)
-            assert reader.is_alive()  # it waits for the lock the publication holds
+            # Without the publication's exclusive lock it would have read one segment of 20.
+            assert reader.is_alive() and seen == []
 
     monkeypatch.setattr(staging.os, "rename", rename_with_a_reader)
     try:
@@ -90,6 +102,7 @@ def test_a_long_job_spans_segments_and_publishes_them_all_at_once(
         assert book.predictions(MODEL)["x"].to_pylist() == [float(i) for i in range(1000)]
     finally:
         book.close()
+        other.close()
 
 
 def test_a_failed_sync_at_publication_keeps_nothing_and_stops_the_writer(tmp_path: Path
